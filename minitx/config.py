@@ -1,0 +1,104 @@
+"""Model configurations: one dataclass per model family.
+
+A config says *what* model to build; `init_*` builds its parameters and the apply function runs it. Every
+field has a default that trains on a laptop CPU, and `validate()` turns a bad combination into a clear error
+before any tensor is made.
+"""
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+Attention = Literal["none", "simple", "full"]
+Pool = Literal["mean", "max", "select"]
+Norm = Literal["post", "pre"]
+Backend = Literal["scratch", "sdpa"]
+
+
+def _check_choice(name: str, value: Any, choices: tuple) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
+def check_heads(emb: int, heads: int) -> None:
+    """Multi-head attention splits emb features into equal heads; say so when it cannot."""
+    if heads < 1 or emb % heads != 0:
+        raise ValueError(f"emb ({emb}) must be divisible by heads ({heads}): each head gets emb // heads features")
+
+
+@dataclass
+class ClassifierConfig:
+    """Sequence classifier of questions 2-9.
+
+    - ``attention='none'``: the baseline (embedding, pool, linear), Q2-Q3.
+    - ``attention='simple'``: ``depth`` layers of parameter-free self-attention, Q4-Q5.
+    - ``attention='full'``: ``depth`` layers of multi-head self-attention with projections, Q6-Q7.
+    - ``positions=True`` adds learned position embeddings (Q8); ``blocks=True`` wraps each full attention
+      layer in a transformer block (layer norm, feed-forward, residuals, dropout), Q9.
+    """
+
+    vocab: int
+    classes: int = 2
+    emb: int = 300
+    attention: Attention = "none"
+    heads: int = 4
+    depth: int = 1
+    positions: bool = False
+    max_len: int = 512
+    pool: Pool = "mean"
+    dropout: float = 0.0
+    norm: Norm = "post"
+    blocks: bool = False
+    backend: Backend = "scratch"
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        _check_choice("attention", self.attention, ("none", "simple", "full"))
+        _check_choice("pool", self.pool, ("mean", "max", "select"))
+        _check_choice("norm", self.norm, ("post", "pre"))
+        _check_choice("backend", self.backend, ("scratch", "sdpa"))
+        if self.vocab < 1 or self.classes < 1 or self.emb < 1 or self.max_len < 1 or self.depth < 0:
+            raise ValueError(f"sizes must be positive: {self}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.attention == "full":
+            check_heads(self.emb, self.heads)
+        if self.blocks and self.attention != "full":
+            raise ValueError("blocks=True needs attention='full': a transformer block wraps multi-head attention")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class LMConfig:
+    """GPT-style character model of questions 10-14: causal transformer blocks and per-position logits.
+
+    Pre-norm is the default here (unlike the classifier's course-style post-norm) because deep causal
+    models train more stably with it; ``norm='post'`` gives the course's block.
+    """
+
+    vocab: int
+    emb: int = 128
+    heads: int = 4
+    depth: int = 4
+    context: int = 256
+    dropout: float = 0.0
+    norm: Norm = "pre"
+    backend: Backend = "scratch"
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        _check_choice("norm", self.norm, ("post", "pre"))
+        _check_choice("backend", self.backend, ("scratch", "sdpa"))
+        if self.vocab < 1 or self.emb < 1 or self.depth < 1 or self.context < 1:
+            raise ValueError(f"sizes must be positive: {self}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        check_heads(self.emb, self.heads)
+
+    def to_dict(self) -> dict:
+        return asdict(self)

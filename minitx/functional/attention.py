@@ -1,0 +1,171 @@
+"""Self-attention: one core, every variant.
+
+`attend` is the only place where attention weights are computed. Simple (Q4), scaled, multi-head (Q6),
+causal (Q11), padded and cached attention are all calls of it with different arguments:
+
+    simple_self_attention(x)          = attend(x, x, x, scale=False)
+    self_attention(params, x, heads)  = o(merge(attend(split(q(x)), split(k(x)), split(v(x)))))
+
+`attend` works on the last two dimensions and treats every leading dimension as a batch dimension, which is
+how the heads are handled: they are folded into a dimension of their own, (batch, heads, time, head_size).
+
+Mask convention (library-wide): a boolean mask is True where attention is *allowed* (a real token, a visible
+key). PyTorch's `scaled_dot_product_attention` uses the same polarity; `nn.MultiheadAttention`'s
+`key_padding_mask` uses the opposite one.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ..config import check_heads
+from .cache import LayerCache
+from .layers import _check_mask, _check_sequence, init_linear, linear
+from .tree import Params
+
+
+def causal_visibility(queries: int, keys: int, device: torch.device | None = None) -> torch.Tensor:
+    """Bool (queries, keys): True where a query may see a key under causal masking.
+
+    The queries are the *last* ``queries`` of ``keys`` positions (with a key/value cache, earlier positions
+    are keys only), so query i sits at position ``i + keys - queries`` and sees keys at positions up to it:
+    the entries above that shifted diagonal are excluded. With queries == keys this is the lower triangle.
+    """
+    if queries > keys:
+        raise ValueError(f"causal attention needs at least as many keys ({keys}) as queries ({queries})")
+    return torch.ones(queries, keys, dtype=torch.bool, device=device).tril(keys - queries)
+
+
+def _scale_factor(scale: bool | float, head_size: int) -> float:
+    if scale is True:
+        return 1.0 / math.sqrt(head_size)
+    if scale is False:
+        return 1.0
+    return float(scale)
+
+
+def attend(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    mask: torch.Tensor | None = None,
+    causal: bool = False,
+    scale: bool | float = True,
+    backend: str = "scratch",
+) -> torch.Tensor:
+    """Attention over the last two dimensions: softmax(q kᵀ · scale + mask) v.
+
+    Shapes: q (..., tq, s), k (..., tk, s), v (..., tk, sv) -> (..., tq, sv); every leading dimension is a
+    batch dimension. ``mask`` is a bool tensor broadcastable to (..., tq, tk), True = the query may see the
+    key. ``causal`` adds the mask of `causal_visibility`. ``scale`` is True for 1/sqrt(s) (the scaling that
+    keeps dot products of random s-dimensional vectors near unit variance), False for none, or a number.
+
+    A query that may see no key at all returns a zero vector rather than the NaN a softmax over nothing gives.
+    ``backend='sdpa'`` computes the same with PyTorch's fused `scaled_dot_product_attention`.
+    """
+    if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
+        raise ValueError(f"attend shapes do not fit: q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}")
+    factor = _scale_factor(scale, q.shape[-1])
+    tq, tk = q.shape[-2], k.shape[-2]
+
+    visible = mask
+    if causal:
+        causal_mask = causal_visibility(tq, tk, q.device)                  # (tq, tk)
+        visible = causal_mask if visible is None else visible & causal_mask
+    # Causal masking alone always leaves the diagonal visible; only a padding mask can empty a row. Such rows
+    # are let see everything (so the softmax stays finite, in value and gradient) and zeroed afterwards.
+    empty_rows = None
+    if mask is not None:
+        empty_rows = ~visible.any(dim=-1, keepdim=True)                   # (..., tq, 1)
+        visible = visible | empty_rows
+
+    if backend == "sdpa":
+        if mask is None and causal and tq == tk:                          # the flash kernels' fast case
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=factor)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=visible, scale=factor)
+    elif backend == "scratch":
+        scores = (q * factor) @ k.transpose(-2, -1)                       # (..., tq, tk); scaling q is cheaper
+        if visible is not None:
+            scores.masked_fill_(~visible, float("-inf"))                  # in place: matmul's backward needs q, k only
+        out = torch.softmax(scores, dim=-1) @ v                           # (..., tq, sv)
+    else:
+        raise ValueError(f"backend must be 'scratch' or 'sdpa', got {backend!r}")
+
+    return out if empty_rows is None else out.masked_fill(empty_rows, 0.0)
+
+
+def simple_self_attention(
+    x: torch.Tensor, mask: torch.Tensor | None = None, causal: bool = False
+) -> torch.Tensor:
+    """The parameter-free self-attention of Q4: weights = softmax(x xᵀ) row-wise, y = weights x.
+
+    x (batch, time, emb) -> (batch, time, emb); ``mask`` (batch, time), True = real token. No scaling: with
+    large random embeddings a token's product with itself dominates, which is why full attention scales.
+    """
+    _check_sequence(x, "simple_self_attention input")
+    key_mask = None
+    if mask is not None:
+        _check_mask(mask, x)
+        key_mask = mask[:, None, :]                                        # (b, 1, t): same keys for every query
+    return attend(x, x, x, mask=key_mask, causal=causal, scale=False)
+
+
+def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """(batch, time, emb) -> (batch, heads, time, emb // heads); head h takes features h*s ... (h+1)*s - 1."""
+    b, t, e = x.shape
+    return x.view(b, t, heads, e // heads).transpose(1, 2)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """(batch, heads, time, s) -> (batch, time, heads * s): the inverse of `split_heads`."""
+    b, h, t, s = x.shape
+    return x.transpose(1, 2).reshape(b, t, h * s)
+
+
+def init_self_attention(
+    emb: int, heads: int, generator: torch.Generator | None = None, *,
+    std: float | None = None, out_std: float | None = None,
+) -> Params:
+    """Projections ``{'q', 'k', 'v', 'o'}``, each a linear layer emb -> emb (see `init_linear` for std)."""
+    check_heads(emb, heads)
+    return {
+        "q": init_linear(emb, emb, generator, std=std),
+        "k": init_linear(emb, emb, generator, std=std),
+        "v": init_linear(emb, emb, generator, std=std),
+        "o": init_linear(emb, emb, generator, std=out_std),
+    }
+
+
+def self_attention(
+    params: Params,
+    x: torch.Tensor,
+    heads: int,
+    *,
+    mask: torch.Tensor | None = None,
+    causal: bool = False,
+    scale: bool | float = True,
+    cache: LayerCache | None = None,
+    backend: str = "scratch",
+) -> torch.Tensor:
+    """Multi-head self-attention of Q6: x (batch, time, emb) -> (batch, time, emb).
+
+    Queries, keys and values are separate projections of x, split into ``heads`` heads of size
+    s = emb // heads, attended per head with 1/sqrt(s) scaling, merged back and projected by ``o``.
+    ``mask`` (batch, time), True = real token. With a ``cache`` the keys and values of earlier calls are
+    prepended, so x holds only the new positions (causal decoding one token at a time).
+    """
+    _check_sequence(x, "self_attention input")
+    check_heads(x.shape[-1], heads)
+    if mask is not None:
+        _check_mask(mask, x)
+    q = split_heads(linear(params["q"], x), heads)                         # (b, h, t, s)
+    k = split_heads(linear(params["k"], x), heads)                         # (b, h, t, s)
+    v = split_heads(linear(params["v"], x), heads)                         # (b, h, t, s)
+    if cache is not None:
+        k, v, mask = cache.append(k, v, mask)                              # (b, h, T, s), mask (b, T) or None
+    key_mask = None if mask is None else mask[:, None, None, :]            # (b, 1, 1, T): per key, all heads
+    y = attend(q, k, v, mask=key_mask, causal=causal, scale=scale, backend=backend)   # (b, h, t, s)
+    return linear(params["o"], merge_heads(y))                             # (b, t, emb)

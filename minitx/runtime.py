@@ -1,0 +1,80 @@
+"""What every training loop needs and no model should know about: devices, seeds, optimisers, schedules.
+
+Shared by the classification and language-model trainers so both behave the same way.
+"""
+
+import math
+import os
+import random
+
+import numpy as np
+import torch
+
+
+def pick_device(requested: str | None = None) -> torch.device:
+    """The device to train on: the one asked for, else CUDA, then Apple MPS, then CPU.
+
+    Asking for an unavailable device is an error rather than a silent fall-back to CPU.
+    """
+    if requested not in (None, "auto"):
+        device = torch.device(requested)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError(f"device {requested!r} was asked for but CUDA is not available here")
+        if device.type == "mps" and not torch.backends.mps.is_available():
+            raise RuntimeError(f"device {requested!r} was asked for but Apple MPS is not available here")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and PyTorch (all devices); return a CPU generator for the data order.
+
+    On CPU this makes a run repeatable; CUDA kernels may still differ in the last bits between runs.
+    """
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    os.environ.setdefault("PYTHONHASHSEED", str(seed))
+    return torch.Generator().manual_seed(seed)
+
+
+def make_optimizer(
+    params: list[torch.nn.Parameter] | dict, lr: float, weight_decay: float = 0.0,
+    betas: tuple[float, float] = (0.9, 0.999),
+) -> torch.optim.AdamW:
+    """AdamW that decays only matrices: biases, layer-norm gains and embeddings stay undecayed, because
+    shrinking them towards zero has no regularising meaning. Fused on CUDA, where that is faster.
+
+    ``params`` is a list of parameters or a ``{name: parameter}`` dict (``dict(module.named_parameters())``);
+    names let embeddings (``tokens.weight``, ``positions.weight``) be told apart from linear weights.
+    """
+    named = params.items() if isinstance(params, dict) else ((str(i), p) for i, p in enumerate(params))
+    decay, no_decay = [], []
+    for name, param in named:
+        if not param.requires_grad:
+            continue
+        is_matrix = param.dim() >= 2 and not name.startswith(("tokens.", "positions."))
+        (decay if is_matrix and weight_decay > 0 else no_decay).append(param)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    fused = all(p.is_cuda for group in groups for p in group["params"]) and torch.cuda.is_available()
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=betas, fused=fused or None)
+
+
+def warmup_decay(warmup: int, total: int, final_fraction: float = 0.1):
+    """Learning-rate multiplier for `torch.optim.lr_scheduler.LambdaLR`: linear warmup from 0 over ``warmup``
+    steps, then cosine decay to ``final_fraction`` of the peak at step ``total`` (and flat after it).
+
+    Warmup keeps Adam's first, badly estimated steps small; the decay lets the model settle into a minimum.
+    """
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
