@@ -1,0 +1,40 @@
+"""Command line: ``python -m minitx COMMAND ...`` (also installed as ``minitx``).
+
+Each command lives in its own module under `minitx.cli`, which adds its sub-parser and runs it.
+"""
+
+import argparse
+import importlib
+import sys
+
+COMMANDS = {
+    "demo": "minitx.cli.demo",
+    "classify": "minitx.cli.classify",
+    "tune": "minitx.cli.tune",
+    "lm": "minitx.cli.lm",
+    "sample": "minitx.cli.sample",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="minitx", description="minitx: train and inspect small transformers.")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    modules = {}
+    for name, module_name in COMMANDS.items():
+        try:
+            modules[name] = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            if error.name != module_name:  # a real missing dependency inside the command: say so
+                raise
+            continue  # command not built in this version
+        modules[name].add_parser(subparsers)
+    args = parser.parse_args(argv)
+    try:
+        return modules[args.command].run(args) or 0
+    except (FileNotFoundError, ValueError, RuntimeError) as error:
+        print(f"minitx {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

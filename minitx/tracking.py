@@ -1,0 +1,101 @@
+"""Run folders: scalar logs, ``metrics.json``, TensorBoard events and PNG plots, written as training goes.
+
+A run folder holds everything a user needs to read a run afterwards: ``metrics.json`` (the config, every logged
+series and the summary), ``*.png`` curves, and TensorBoard event files (``tensorboard --logdir DIR``).
+"""
+
+import json
+import os
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    """Write JSON to a temporary file beside ``path`` and rename it: a crash never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as handle:
+        json.dump(payload, handle, indent=2, default=str)
+    os.replace(handle.name, path)
+
+
+class RunLog:
+    """Collects scalar series ``name -> [(step, value), ...]`` and writes them into a run folder.
+
+    ``out=None`` keeps everything in memory (tests, notebooks). ``tensorboard=True`` also writes event files.
+    """
+
+    def __init__(self, out: str | Path | None, config: dict, *, tensorboard: bool = True) -> None:
+        self.out = None if out is None else Path(out)
+        self.config = config
+        self.series: dict[str, list[tuple[int, float]]] = defaultdict(list)
+        self.started = time.time()
+        self._writer = None
+        if self.out is not None:
+            self.out.mkdir(parents=True, exist_ok=True)
+            if tensorboard:
+                from torch.utils.tensorboard import SummaryWriter  # imported lazily: it is slow to import
+
+                self._writer = SummaryWriter(str(self.out))
+
+    def scalar(self, name: str, value: float, step: int) -> None:
+        self.series[name].append((step, float(value)))
+        if self._writer is not None:
+            self._writer.add_scalar(name, value, step)
+
+    def last(self, name: str) -> float | None:
+        return self.series[name][-1][1] if self.series.get(name) else None
+
+    def write_metrics(self, summary: dict) -> dict:
+        """Write ``metrics.json``: config, summary (final numbers), series, wall time. Returns the payload."""
+        payload = {
+            "config": self.config,
+            **summary,
+            "wall_time_s": round(time.time() - self.started, 2),
+            "series": {name: [[step, value] for step, value in points] for name, points in self.series.items()},
+        }
+        if self.out is not None:
+            write_json_atomic(self.out / "metrics.json", payload)
+            if self._writer is not None:
+                self._writer.flush()
+        return payload
+
+    def plot(self, groups: dict[str, list[str]], filename: str = "curves.png",
+             hlines: dict[str, tuple[float, str]] | None = None, logy: tuple[str, ...] = ()) -> Path | None:
+        """One panel per group title, each plotting the named series against step; returns the PNG's path.
+
+        ``hlines`` maps a panel title to ``(y, label)`` for a reference line (a floor, a target).
+        """
+        if self.out is None:
+            return None
+        import matplotlib
+
+        matplotlib.use("Agg")  # no display needed
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 3.8), squeeze=False)
+        for ax, (title, names) in zip(axes[0], groups.items(), strict=True):
+            for name in names:
+                if self.series.get(name):
+                    steps, values = zip(*self.series[name], strict=True)
+                    ax.plot(steps, values, label=name, marker="o" if len(steps) < 30 else None)
+            if hlines and title in hlines:
+                y, label = hlines[title]
+                ax.axhline(y, color="k", linestyle="--", linewidth=1, label=label)
+            if title in logy:
+                ax.set_yscale("log")
+            ax.set_title(title)
+            ax.set_xlabel("step")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = self.out / filename
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return path
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
