@@ -3,6 +3,7 @@
 Shared by the classification and language-model trainers so both behave the same way.
 """
 
+import contextlib
 import math
 import os
 import random
@@ -78,3 +79,26 @@ def warmup_decay(warmup: int, total: int, final_fraction: float = 0.1):
         return final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
 
     return factor
+
+
+def autocast(device: torch.device, enabled: bool = True):
+    """bf16 autocast on CUDA (matmuls in bfloat16, reductions in float32); a no-op elsewhere.
+
+    bf16 keeps float32's exponent range, so unlike float16 it needs no loss scaling.
+    """
+    if enabled and device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def maybe_compile(model: torch.nn.Module, enabled: bool) -> torch.nn.Module:
+    """``torch.compile(model)`` when asked. Save checkpoints from the *uncompiled* model: the compiled
+    wrapper prefixes every state_dict key with ``_orig_mod.``, and the uncompiled names load either way."""
+    return torch.compile(model) if enabled else model
+
+
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Move a CPU batch to ``device``; on CUDA through pinned memory, so the copy does not block the host."""
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
