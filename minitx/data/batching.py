@@ -1,0 +1,111 @@
+"""Turning sequences into tensors: padding with masks, length-sorted token-budget batches, random slices.
+
+Mask convention (library-wide): ``mask[b, t]`` is True where there is a real token, False at padding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+
+def pad_batch(seqs: Sequence[Sequence[int]], pad_idx: int,
+              max_len: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(tokens, mask)``, both ``(batch, time)``: sequences right-padded with ``pad_idx`` to the longest.
+
+    ``tokens`` is long, ``mask`` bool (True = real token). With ``max_len``, longer sequences are cut to
+    their first ``max_len`` tokens.
+    """
+    if len(seqs) == 0:
+        raise ValueError("pad_batch needs at least one sequence, got an empty batch")
+    if max_len is not None and max_len < 1:
+        raise ValueError(f"max_len must be positive, got {max_len}")
+    seqs = [list(s[:max_len]) for s in seqs]
+    lengths = torch.tensor([len(s) for s in seqs])                       # (b,)
+    mask = torch.arange(int(lengths.max()))[None, :] < lengths[:, None]  # (b, t)
+    tokens = torch.full(mask.shape, pad_idx, dtype=torch.long)           # (b, t)
+    # Boolean-mask assignment fills the True positions in row-major order: the sequences, concatenated.
+    tokens[mask] = torch.tensor([w for s in seqs for w in s], dtype=torch.long)
+    return tokens, mask
+
+
+def token_budget_batches(lengths: Sequence[int], max_tokens: int, *, max_len: int | None = None,
+                         shuffle: bool = True, generator: torch.Generator | None = None) -> list[list[int]]:
+    """Index batches of similar-length sequences whose padded size ``len(batch) * longest`` <= ``max_tokens``.
+
+    This is the dynamic batch size of the lectures: short sequences travel in big batches, long ones in
+    small batches, and little compute goes to padding. Lengths are counted after truncation to ``max_len``.
+    A sequence longer than the budget forms a batch by itself. With ``shuffle``, sequences of equal length
+    are mixed and the order of the batches is random (call once per epoch with the same ``generator``).
+    """
+    if max_tokens < 1:
+        raise ValueError(f"max_tokens must be positive, got {max_tokens}")
+    sizes = _truncated(lengths, max_len)                                  # (n,)
+    order = torch.randperm(len(sizes), generator=generator) if shuffle else torch.arange(len(sizes))
+    order = order[torch.argsort(sizes[order], stable=True)].tolist()    # short to long
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        # Sorted ascending, so the newcomer is the longest: the padded size if it joins is known now.
+        if current and (len(current) + 1) * int(sizes[i]) > max_tokens:
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return _shuffled(batches, generator) if shuffle else batches
+
+
+def fixed_batches(n: int, batch_size: int, shuffle: bool = True,
+                  generator: torch.Generator | None = None) -> list[list[int]]:
+    """Index batches of ``batch_size`` (the last may be smaller), in random order when ``shuffle``."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    return [chunk.tolist() for chunk in order.split(batch_size)]
+
+
+def padding_fraction(lengths: Sequence[int], batches: Sequence[Sequence[int]],
+                     max_len: int | None = None) -> float:
+    """The fraction of the padded tensors' entries that are padding, over all ``batches`` (one epoch)."""
+    sizes = _truncated(lengths, max_len)
+    real = padded = 0
+    for batch in batches:
+        batch_sizes = sizes[list(batch)]
+        real += int(batch_sizes.sum())
+        padded += len(batch) * int(batch_sizes.max())
+    return 1 - real / padded if padded else 0.0
+
+
+def random_slices(data: torch.Tensor, batch: int, length: int,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """``(batch, length)`` long tensor of windows of the 1-D ``data`` at uniformly random starts.
+
+    Every start in ``0 .. len(data) - length`` (inclusive) is equally likely. One indexing operation
+    gathers all windows, under ``no_grad`` so the batch is never part of an autograd graph.
+    """
+    if data.dim() != 1:
+        raise ValueError(f"data must be a 1-D stream of tokens, got shape {tuple(data.shape)}")
+    if length < 1 or len(data) < length:
+        raise ValueError(f"cannot slice windows of length {length} from data of length {len(data)}")
+    with torch.no_grad():
+        starts = torch.randint(0, len(data) - length + 1, (batch,), generator=generator)  # (batch,)
+        positions = starts[:, None] + torch.arange(length)                                 # (batch, length)
+        return data[positions].long()
+
+
+def lm_batch(data: torch.Tensor, batch: int, context: int,
+             generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(inputs, targets)``, both ``(batch, context)``: targets are the inputs shifted one token left."""
+    window = random_slices(data, batch, context + 1, generator)  # (batch, context + 1)
+    return window[:, :-1], window[:, 1:]
+
+
+def _truncated(lengths: Sequence[int], max_len: int | None) -> torch.Tensor:
+    sizes = torch.as_tensor(lengths, dtype=torch.long)
+    return sizes.clamp(max=max_len) if max_len is not None else sizes
+
+
+def _shuffled(batches: list[list[int]], generator: torch.Generator | None) -> list[list[int]]:
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]

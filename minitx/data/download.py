@@ -1,0 +1,120 @@
+"""Downloads a user can trust: a cache directory, atomic renames, clear errors.
+
+A file is fetched once with the ``wget`` module (as the course does) into the cache directory
+(``$MINITX_DATA``, else ``~/.cache/minitx``). It is written under a temporary name and renamed only once it
+is complete and has passed the optional size/sha256 checks, so an interrupted download never looks like a
+finished one. A damaged gzip file found in the cache is deleted and reported, never silently reused.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.client
+import os
+import sys
+import tempfile
+import urllib.error
+import zlib
+from pathlib import Path
+
+import wget
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+class DownloadError(RuntimeError):
+    """A file could not be downloaded (offline, refused, interrupted, HTTP error)."""
+
+
+class CorruptFileError(RuntimeError):
+    """A data file is truncated or damaged (bad gzip stream, wrong size or checksum)."""
+
+
+def cache_dir() -> Path:
+    """The directory downloads are kept in: ``$MINITX_DATA`` if set, else ``~/.cache/minitx``."""
+    return Path(os.environ.get("MINITX_DATA") or Path.home() / ".cache" / "minitx")
+
+
+def fetch(
+    url: str,
+    path: str | os.PathLike | None = None,
+    *,
+    filename: str | None = None,
+    size: int | None = None,
+    sha256: str | None = None,
+) -> Path:
+    """Return a local path for ``url``: ``path`` itself when given, else a cached download.
+
+    ``filename`` names the file in the cache (default: the last part of the URL). ``size`` (bytes) and
+    ``sha256`` (hex), when given, are checked on the downloaded file and on a cached copy.
+    """
+    if path is not None:
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"No data file at {path}")
+        return path
+
+    target = cache_dir() / (filename or url.rsplit("/", 1)[-1])
+    if target.exists():
+        problem = _mismatch(target, size, sha256)
+        if problem:
+            raise CorruptFileError(_damaged(target, problem))
+        return target
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    print(f"Downloading {url} to {target}", file=sys.stderr)
+    # wget writes its own temporary file next to `out`; a private staging directory keeps every partial
+    # file out of the cache and is removed whatever happens.
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".download-") as staging:
+        partial = Path(staging) / target.name
+        try:
+            wget.download(url, out=str(partial), bar=None)
+        except urllib.error.ContentTooShortError as e:
+            raise DownloadError(f"Download of {url} was interrupted ({e.reason}); nothing was cached. "
+                                "Run again to retry.") from e
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
+            raise DownloadError(
+                f"Could not download {url} ({getattr(e, 'reason', e)}). If this machine is offline, fetch "
+                f"the file elsewhere and copy it to {target}, or pass path= to the loader.") from e
+        problem = _mismatch(partial, size, sha256)
+        if problem:
+            raise CorruptFileError(f"The download of {url} {problem}; nothing was cached.")
+        os.replace(partial, target)
+    return target
+
+
+def read_bytes(path: str | os.PathLike) -> bytes:
+    """The contents of ``path``, gunzipped when it is a gzip file (recognised by its magic bytes).
+
+    A truncated or damaged gzip stream raises :class:`CorruptFileError`; if the file is in the cache it is
+    deleted first, so the next call downloads a fresh copy.
+    """
+    path = Path(path)
+    raw = path.read_bytes()
+    if not raw.startswith(GZIP_MAGIC):
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+        raise CorruptFileError(_damaged(path, f"is not a complete gzip file ({e})")) from e
+
+
+def _mismatch(path: Path, size: int | None, sha256: str | None) -> str | None:
+    """Describe how ``path`` differs from the expected size/checksum, or None when it matches."""
+    actual_size = path.stat().st_size
+    if size is not None and actual_size != size:
+        return f"has {actual_size} bytes, expected {size}"
+    if sha256 is not None:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if digest != sha256.lower():
+            return f"has sha256 {digest}, expected {sha256}"
+    return None
+
+
+def _damaged(path: Path, problem: str) -> str:
+    """Delete ``path`` if it lives in the cache (it would be reused otherwise) and describe what happened."""
+    if path.resolve().parent == cache_dir().resolve():
+        path.unlink(missing_ok=True)
+        return f"{path} {problem}; the cached copy was deleted, run again to download it afresh."
+    return f"{path} {problem}; replace the file with a complete copy."

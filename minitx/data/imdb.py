@@ -1,0 +1,136 @@
+"""IMDb sentiment data: the course's preprocessed pickle, or the same built from the raw reviews.
+
+Both loaders return ``(x_train, y_train), (x_val, y_val), (i2w, w2i), numcls``: ``x`` a python list of
+lists of word indices sorted short to long, ``y`` the labels (0 = positive, 1 = negative) in the same order.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tarfile
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+from minitx.data.download import fetch, read_bytes
+from minitx.data.safe_pickle import load_pickle
+from minitx.data.splits import Sequences, sort_by_length, validation_split
+from minitx.data.vocab import SPECIALS, UNK, vocab_from_counts
+
+IMDB_URL = "http://dlvu.github.io/data/imdb.word.pkl.gz"
+NUM_CLASSES = 2
+LABELS = {"pos": 0, "neg": 1}
+SPLITS = ("train", "test")
+
+Split = tuple[Sequences, list[int]]
+ClassificationData = tuple[Split, Split, tuple[list[str], dict[str, int]], int]
+
+_NON_LETTERS = re.compile(r"[^a-z\s]")
+# A review inside the aclImdb folder or tarball: <...>/train|test/pos|neg/<id>.txt (train/unsup is skipped).
+_REVIEW_PATH = re.compile(r"(?:^|/)(train|test)/(pos|neg)/([^/]+)\.txt$")
+
+
+def load_imdb(final: bool = False, val: int = 5000, seed: int = 0, voc: int | None = None,
+              path: str | os.PathLike | None = None) -> ClassificationData:
+    """The course's word-level IMDb data (``imdb.word.pkl.gz``), downloaded unless ``path`` is given.
+
+    ``final=True``: the canonical 25k train / 25k test split. ``final=False``: ``val`` training reviews,
+    drawn with ``seed``, become the validation set. ``voc`` keeps the ``voc`` most frequent entries of the
+    vocabulary (the 4 specials included) and maps every other word to ``.unk``.
+    """
+    data = load_pickle(fetch(IMDB_URL, path))
+    if not (isinstance(data, tuple | list) and len(data) == 4 and isinstance(data[0], dict)
+            and set(SPLITS) <= data[0].keys() and list(data[2][:len(SPECIALS)]) == list(SPECIALS)):
+        raise ValueError("Not an IMDb pickle: expected (sequences, labels, i2w, w2i) with sequences = "
+                         f"{{'train': ..., 'test': ...}} and i2w starting with {SPECIALS}.")
+    sequences, labels, i2w, _ = data
+    return _prepare(sequences, labels, list(i2w), final, val, seed, voc)
+
+
+def tokenize(text: str) -> list[str]:
+    """The course's crude tokenizer: drop ``<br />`` markup, lowercase, drop non-letters, split on spaces."""
+    return _NON_LETTERS.sub("", text.replace("<br />", " ").lower()).split()
+
+
+def load_imdb_raw(path: str | os.PathLike, final: bool = False, val: int = 5000, seed: int = 0,
+                  voc: int | None = None) -> ClassificationData:
+    """IMDb built from the raw reviews, laid out as :func:`load_imdb` returns it.
+
+    ``path``: the Stanford ``aclImdb`` folder, the ``aclImdb_v1.tar.gz`` tarball, or a TSV file (gzipped
+    or not) with columns ``split, label, id, text`` (split ``train``/``test``, label ``pos``/``neg``; an
+    optional header row is skipped). The vocabulary is counted over train and test together, specials
+    first then by frequency (ties alphabetical), which reproduces the course's pickle.
+    """
+    # Sorting by (split, label, id) gives one canonical order, whichever form the reviews come in, so
+    # the seeded validation split is the same for the folder, the tarball and the TSV.
+    reviews = sorted(_read_reviews(Path(path)))
+    if not reviews:
+        raise ValueError(f"No labelled train/test reviews found in {path}")
+    tokens = [tokenize(text) for _, _, _, text in reviews]
+    counts: Counter[str] = Counter()
+    for words in tokens:
+        counts.update(words)  # per-list updates take Counter's C fast path
+    i2w, w2i = vocab_from_counts(counts)
+    sequences: dict[str, Sequences] = {split: [] for split in SPLITS}
+    labels: dict[str, list[int]] = {split: [] for split in SPLITS}
+    for (split, label, _, _), words in zip(reviews, tokens, strict=True):
+        sequences[split].append(list(map(w2i.__getitem__, words)))
+        labels[split].append(LABELS[label])
+    return _prepare(sequences, labels, i2w, final, val, seed, voc)
+
+
+def truncate_vocab(sequences: dict[str, Sequences], i2w: list[str],
+                   voc: int) -> tuple[dict[str, Sequences], list[str]]:
+    """Keep the first ``voc`` entries of a frequency-ordered ``i2w``; other indices become ``.unk``."""
+    if voc < len(SPECIALS):
+        raise ValueError(f"voc must be at least {len(SPECIALS)} (the special tokens), got {voc}")
+    if voc >= len(i2w):
+        return sequences, i2w
+    truncated = {split: [[w if w < voc else UNK for w in seq] for seq in seqs]
+                 for split, seqs in sequences.items()}
+    return truncated, i2w[:voc]
+
+
+def _prepare(sequences: dict[str, Sequences], labels: dict[str, list[int]], i2w: list[str], final: bool,
+             val: int, seed: int, voc: int | None) -> ClassificationData:
+    """Shared tail of both loaders: vocabulary truncation, the split, sorting by length."""
+    if voc is not None:
+        sequences, i2w = truncate_vocab(sequences, i2w, voc)
+    x, y = sequences["train"], labels["train"]
+    if final:
+        train, held_out = (x, y), (sequences["test"], labels["test"])
+    else:
+        train_idx, val_idx = validation_split(len(x), val, seed)
+        train = [x[i] for i in train_idx], [y[i] for i in train_idx]
+        held_out = [x[i] for i in val_idx], [y[i] for i in val_idx]
+    w2i = {w: i for i, w in enumerate(i2w)}
+    return sort_by_length(*train), sort_by_length(*held_out), (i2w, w2i), NUM_CLASSES
+
+
+def _read_reviews(path: Path) -> Iterator[tuple[str, str, str, str]]:
+    """Yield ``(split, label, id, text)`` for every labelled review in a folder, tarball or TSV."""
+    if path.is_dir():
+        for file in path.rglob("*.txt"):
+            match = _REVIEW_PATH.search(file.relative_to(path).as_posix())
+            if match:
+                yield *match.groups(), file.read_text(encoding="utf-8")
+    elif tarfile.is_tarfile(path):
+        with tarfile.open(path, "r:*") as tar:
+            for member in tar:
+                match = _REVIEW_PATH.search(member.name)
+                if match and member.isfile():
+                    yield *match.groups(), tar.extractfile(member).read().decode("utf-8")
+    else:
+        yield from _read_tsv(read_bytes(path).decode("utf-8"), path)
+
+
+def _read_tsv(text: str, path: Path) -> Iterator[tuple[str, str, str, str]]:
+    for number, line in enumerate(text.splitlines(), start=1):
+        split, label, review_id, review = line.split("\t", 3)
+        if number == 1 and (split, label) == ("split", "label"):
+            continue  # a header row
+        if split not in SPLITS or label not in LABELS:
+            raise ValueError(f"{path}, line {number}: expected split in {SPLITS} and label in "
+                             f"{tuple(LABELS)}, got {split!r}, {label!r}")
+        yield split, label, review_id, review

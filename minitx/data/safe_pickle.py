@@ -1,0 +1,45 @@
+"""Reading pickles without letting them run code.
+
+A pickle can name any importable function and call it while loading (``os.system`` is the classic
+example), so unpickling a downloaded file is running a program from the internet. The data files here only
+hold lists, dicts, tuples, strings and numbers, none of which needs a class lookup, so we refuse every
+class or function a pickle names: nothing it names is ever imported or called.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+from typing import Any
+
+from minitx.data.download import CorruptFileError, read_bytes
+
+
+class UnsafePickleError(pickle.UnpicklingError):
+    """The pickle names a class or function; plain data never needs one, so it is refused."""
+
+
+class _PlainDataUnpickler(pickle.Unpickler):
+    """An unpickler whose class lookup refuses everything (only containers, numbers, strings remain)."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise UnsafePickleError(
+            f"Refusing to load {module}.{name}: this pickle names a class or function, and only plain "
+            "data (lists, dicts, tuples, strings, numbers) is allowed. It was not executed.")
+
+
+def safe_loads(data: bytes) -> Any:
+    """Unpickle ``data``, admitting only plain containers, numbers and strings."""
+    return _PlainDataUnpickler(io.BytesIO(data)).load()
+
+
+def load_pickle(path: str | os.PathLike) -> Any:
+    """Read a (possibly gzipped) pickle of plain data from ``path``; see :func:`safe_loads`."""
+    data = read_bytes(path)
+    try:
+        return safe_loads(data)
+    except UnsafePickleError:
+        raise
+    except (pickle.UnpicklingError, EOFError, ValueError) as e:
+        raise CorruptFileError(f"{path} is not a complete pickle ({e}).") from e
