@@ -75,7 +75,7 @@ def fetch(
                                 "Run again to retry.") from e
         except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
             raise DownloadError(
-                f"Could not download {url} ({getattr(e, 'reason', e)}). If this machine is offline, fetch "
+                f"Could not download {url} ({e}). If this machine is offline, fetch "
                 f"the file elsewhere and copy it to {target}, or pass path= to the loader.") from e
         problem = _mismatch(partial, size, sha256)
         if problem:

@@ -1,0 +1,195 @@
+"""Downloads against a local HTTP server on 127.0.0.1 (never a real host), with the cache in tmp_path."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.server
+import os
+import pickle
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+
+import minitx.data.imdb
+import minitx.data.wikipedia
+from minitx.data import (
+    CorruptFileError,
+    DownloadError,
+    UnsafePickleError,
+    fetch,
+    load_imdb,
+    load_pickle,
+    load_wp,
+    safe_loads,
+)
+
+TINY_IMDB = ({"train": [[4, 5], [5], [4, 4, 5]], "test": [[5, 4]]}, {"train": [0, 1, 0], "test": [1]},
+             [".pad", ".start", ".end", ".unk", "good", "bad"], {})
+
+
+class Server:
+    """Serves ``routes[path] = (body, declared_length)``; a declared length above len(body) cuts it short."""
+
+    def __init__(self):
+        self.routes: dict[str, tuple[bytes, int]] = {}
+        self.requests: list[str] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                server.requests.append(self.path)
+                if self.path not in server.routes:
+                    self.send_error(404)
+                    return
+                body, declared = server.routes[self.path]
+                self.send_response(200)
+                self.send_header("Content-Length", str(declared))
+                self.end_headers()
+                self.wfile.write(body)  # the connection then closes (HTTP/1.0), maybe before `declared`
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def serve(self, name: str, body: bytes, declared_length: int | None = None) -> str:
+        self.routes[f"/{name}"] = (body, len(body) if declared_length is None else declared_length)
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/{name}"
+
+
+@pytest.fixture(scope="module")
+def server():
+    s = Server()
+    yield s
+    s.httpd.shutdown()
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch) -> Path:
+    """An empty cache directory, and a separate working directory to catch stray temporary files."""
+    monkeypatch.setenv("MINITX_DATA", str(tmp_path / "cache"))
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    return tmp_path / "cache"
+
+
+def leftovers(cache: Path) -> list[str]:
+    files = [p for p in cache.parent.rglob("*") if p.is_file()]
+    return sorted(str(p.relative_to(cache.parent)) for p in files)
+
+
+def test_complete_download_is_cached_renamed_and_reused(server, cache):
+    url = server.serve("complete.bin", b"x" * 10_000)
+    path = fetch(url)
+    assert path == cache / "complete.bin" and path.read_bytes() == b"x" * 10_000
+    assert fetch(url) == path
+    assert server.requests.count("/complete.bin") == 1, "the cached copy must be reused"
+    assert leftovers(cache) == ["cache/complete.bin"], "no temporary files may remain"
+
+
+def test_interrupted_download_raises_and_caches_nothing(server, cache):
+    url = server.serve("short.bin", b"y" * 1000, declared_length=5000)
+    with pytest.raises(DownloadError, match="interrupted"):
+        fetch(url)
+    assert leftovers(cache) == []
+
+
+def test_offline_gives_a_clear_error_with_url_and_cache_path(cache):
+    with socket.socket() as s:  # bind and release a port: nothing listens there afterwards
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/imdb.word.pkl.gz"
+    with pytest.raises(DownloadError) as error:
+        fetch(url)
+    assert url in str(error.value) and str(cache / "imdb.word.pkl.gz") in str(error.value)
+    assert "path=" in str(error.value)
+
+
+def test_http_error_is_a_download_error(server, cache):
+    with pytest.raises(DownloadError, match="404"):
+        fetch(server.serve("exists.bin", b"").replace("exists.bin", "missing.bin"))
+
+
+def test_expected_size_and_sha256(server, cache):
+    body = b"some data"
+    url = server.serve("checked.bin", body)
+    with pytest.raises(CorruptFileError, match="sha256"):
+        fetch(url, sha256="0" * 64)
+    with pytest.raises(CorruptFileError, match="bytes, expected 3"):
+        fetch(url, size=3)
+    assert leftovers(cache) == [], "a download that fails its check is not cached"
+    path = fetch(url, size=len(body), sha256=hashlib.sha256(body).hexdigest())
+    path.write_bytes(b"tampered!")  # same size, different content
+    with pytest.raises(CorruptFileError, match="deleted"):
+        fetch(url, sha256=hashlib.sha256(body).hexdigest())
+    assert not path.exists()
+
+
+def test_corrupt_gzip_in_cache_is_deleted_and_reported(server, cache):
+    good = gzip.compress(pickle.dumps(TINY_IMDB))
+    url = server.serve("corrupt.pkl.gz", good[: len(good) // 2])  # honest length, truncated stream
+    path = fetch(url)
+    with pytest.raises(CorruptFileError, match="not a complete gzip file.*deleted"):
+        load_pickle(path)
+    assert not path.exists(), "a damaged cached file must never be reused"
+
+
+def test_corrupt_gzip_outside_the_cache_is_refused_but_kept(tmp_path, cache):
+    flipped = bytearray(gzip.compress(pickle.dumps(TINY_IMDB)))
+    flipped[-6] ^= 0xFF  # damage the CRC trailer
+    path = tmp_path / "user.pkl.gz"
+    path.write_bytes(flipped)
+    with pytest.raises(CorruptFileError, match="replace the file"):
+        load_imdb(path=path)
+    assert path.exists()
+
+
+def test_load_imdb_downloads_through_the_cache(server, cache, monkeypatch):
+    monkeypatch.setattr(minitx.data.imdb, "IMDB_URL", server.serve("imdb.word.pkl.gz",
+                                                                   gzip.compress(pickle.dumps(TINY_IMDB))))
+    (x_train, y_train), (x_test, y_test), (i2w, w2i), numcls = load_imdb(final=True)
+    assert (x_train, y_train) == ([[5], [4, 5], [4, 4, 5]], [1, 0, 0])
+    assert (x_test, y_test, numcls) == ([[5, 4]], [1], 2)
+    assert w2i["bad"] == 5 and (cache / "imdb.word.pkl.gz").exists()
+
+
+def test_load_wp_downloads_through_the_cache(server, cache, monkeypatch):
+    data = bytes(range(256)) * 4
+    monkeypatch.setattr(minitx.data.wikipedia, "ENWIK8_URL", server.serve("enwik8.gz", gzip.compress(data)))
+    (train, val), _ = load_wp(split=(50, 25, 25))
+    assert bytes(train.tolist()) + bytes(val.tolist()) == data[:768]
+
+
+class Exploit:
+    """Unpickling this would run a shell command (if the unpickler let it name os.system)."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.mark.parametrize("protocol", [0, 2, pickle.HIGHEST_PROTOCOL])
+def test_malicious_pickle_is_refused_without_running(server, cache, tmp_path, monkeypatch, protocol):
+    marker = tmp_path / "pwned"
+    evil = pickle.dumps((Exploit(marker), {}, [], {}), protocol=protocol)
+    monkeypatch.setattr(minitx.data.imdb, "IMDB_URL", server.serve(f"evil{protocol}.pkl.gz", gzip.compress(evil)))
+    with pytest.raises(UnsafePickleError, match="system"):
+        load_imdb()
+    assert not marker.exists(), "the pickle's payload must not run"
+
+
+def test_any_class_is_refused_even_harmless_ones():
+    with pytest.raises(UnsafePickleError, match="collections.OrderedDict"):
+        safe_loads(pickle.dumps(__import__("collections").OrderedDict(a=1)))
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_plain_data_round_trips(protocol):
+    data = ({"train": [[1, 2], []], "test": [[3]]}, [0, 1.5, None, True, "é"], ("a", -(2**70)))
+    assert safe_loads(pickle.dumps(data, protocol=protocol)) == data
