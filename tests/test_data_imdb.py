@@ -70,6 +70,17 @@ def test_real_validation_split_partitions_the_training_set(real):
     assert pairs(x_train, y_train) + pairs(x_val, y_val) == pairs(x_full, y_full)
 
 
+@pytest.mark.skipif(not REAL_TSV.exists(), reason=f"{REAL_TSV} not present")
+def test_tokenize_reproduces_the_course_pickle_on_a_sample_of_real_reviews(real):
+    (x_train, y_train), _, (_, w2i), _ = real[True]
+    instances = set(zip(map(tuple, x_train), y_train, strict=True))
+    rows = [line.split("\t", 3) for line in gzip.open(REAL_TSV, "rt", encoding="utf-8")]
+    sample = [row for row in random.Random(0).sample(rows, 1000) if row[0] == "train"]
+    assert len(sample) > 400
+    for _, label, _, text in sample:
+        assert (tuple(w2i[w] for w in tokenize(text)), int(label == "neg")) in instances
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not (REAL_TSV.exists() and REAL_PICKLE.exists()), reason="real IMDb files not present")
 @pytest.mark.skipif(os.environ.get("MINITX_SHORT") == "1", reason="tokenising 50k reviews takes 10-20 s")
