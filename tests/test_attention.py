@@ -1,0 +1,214 @@
+"""The attention core and every variant built on it, against loops, einsum and PyTorch's own attention."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
+from naive import einsum_attention, naive_attention, naive_multi_head
+
+import minitx.functional as mf
+
+f64 = torch.float64
+
+
+def random_mask(generator, b, t):
+    """(b, t) True = real token; right-padded lengths in 0..t, so empty rows happen too."""
+    lengths = torch.randint(0, t + 1, (b,), generator=generator)
+    return torch.arange(t)[None, :] < lengths[:, None]
+
+
+@st.composite
+def attention_case(draw, masked=None):
+    b, h = draw(st.integers(1, 2)), draw(st.integers(1, 3))
+    tq, s = draw(st.integers(1, 5)), draw(st.integers(1, 4))
+    tk = draw(st.integers(tq, 6))
+    g = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
+    q, k, v = (torch.randn(b * h, t, s, generator=g, dtype=f64) for t in (tq, tk, tk))
+    use_mask = draw(st.booleans()) if masked is None else masked
+    visible = torch.rand(b * h, tq, tk, generator=g) < 0.6 if use_mask else None
+    return q, k, v, visible
+
+
+@given(attention_case(), st.booleans(), st.booleans(), st.sampled_from(["scratch", "sdpa"]))
+def test_attend_matches_naive_loops_and_einsum(case, causal, scale, backend):
+    q, k, v, visible = case
+    tq, tk = q.shape[1], k.shape[1]
+    expected_visible = visible
+    if causal:
+        causal_mask = torch.tensor([[j <= i + tk - tq for j in range(tk)] for i in range(tq)])
+        expected_visible = causal_mask.expand(q.shape[0], tq, tk) if visible is None else visible & causal_mask
+    factor = 1 / math.sqrt(q.shape[-1]) if scale else 1.0
+    out = mf.attend(q, k, v, mask=visible, causal=causal, scale=scale, backend=backend)
+    torch.testing.assert_close(out, naive_attention(q, k, v, expected_visible, factor))
+    torch.testing.assert_close(out, einsum_attention(q, k, v, expected_visible, factor))
+
+
+def test_fully_masked_query_returns_zeros_with_finite_gradients():
+    q, k, v = (torch.randn(1, 3, 4, dtype=f64, requires_grad=True) for _ in range(3))
+    visible = torch.tensor([[[True, False, False], [False, False, False], [True, True, False]]])
+    out = mf.attend(q, k, v, mask=visible)
+    assert torch.equal(out[0, 1], torch.zeros(4, dtype=f64))
+    out.sum().backward()
+    assert all(torch.isfinite(t.grad).all() for t in (q, k, v))
+
+
+@given(st.integers(1, 6), st.integers(0, 5))
+def test_causal_visibility_is_shifted_lower_triangle(queries, extra):
+    keys = queries + extra
+    visible = mf.causal_visibility(queries, keys)
+    for i in range(queries):
+        for j in range(keys):
+            assert bool(visible[i, j]) == (j <= i + extra)
+
+
+def test_causal_needs_enough_keys():
+    with pytest.raises(ValueError, match="at least as many keys"):
+        mf.causal_visibility(4, 3)
+
+
+@given(st.integers(1, 3), st.integers(1, 4), st.integers(1, 5), st.integers(0, 2**31 - 1))
+def test_split_then_merge_heads_is_identity_and_head_h_holds_its_slice(b, heads, t, seed):
+    s = 3
+    x = torch.randn(b, t, heads * s, generator=torch.Generator().manual_seed(seed))
+    split = mf.split_heads(x, heads)
+    assert split.shape == (b, heads, t, s)
+    for h in range(heads):
+        assert torch.equal(split[:, h], x[..., h * s : (h + 1) * s])
+    assert torch.equal(mf.merge_heads(split), x)
+
+
+@st.composite
+def sequence_case(draw):
+    heads = draw(st.integers(1, 3))
+    b, t, e = draw(st.integers(1, 3)), draw(st.integers(1, 5)), heads * draw(st.integers(1, 3))
+    g = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
+    params = mf.tree_map(lambda p: p.double(), mf.init_self_attention(e, heads, g))
+    x = torch.randn(b, t, e, generator=g, dtype=f64)
+    mask = random_mask(g, b, t) if draw(st.booleans()) else None
+    return params, x, heads, mask
+
+
+def key_visibility(mask, b, t, causal):
+    """(b, t, t) visibility from a (b, t) key mask and causality, built with explicit comparisons."""
+    visible = torch.ones(b, t, t, dtype=torch.bool)
+    if mask is not None:
+        visible &= mask[:, None, :]
+    if causal:
+        visible &= torch.tensor([[j <= i for j in range(t)] for i in range(t)])
+    return visible
+
+
+@given(sequence_case(), st.booleans(), st.sampled_from(["scratch", "sdpa"]))
+def test_self_attention_matches_per_head_loops(case, causal, backend):
+    params, x, heads, mask = case
+    b, t, _ = x.shape
+    out = mf.self_attention(params, x, heads, mask=mask, causal=causal, backend=backend)
+    expected = naive_multi_head(params, x, heads, key_visibility(mask, b, t, causal))
+    # Query rows with no visible key are zero before the output projection, so they equal the o bias.
+    torch.testing.assert_close(out, expected)
+
+
+@given(sequence_case(), st.booleans())
+def test_self_attention_matches_torch_multihead_attention(case, causal):
+    params, x, heads, mask = case
+    b, t, e = x.shape
+    reference = torch.nn.MultiheadAttention(e, heads, batch_first=True, dtype=f64)
+    with torch.no_grad():
+        reference.in_proj_weight.copy_(torch.cat([params[n]["weight"] for n in "qkv"]))
+        reference.in_proj_bias.copy_(torch.cat([params[n]["bias"] for n in "qkv"]))
+        reference.out_proj.weight.copy_(params["o"]["weight"])
+        reference.out_proj.bias.copy_(params["o"]["bias"])
+    # nn.MultiheadAttention's masks mean True = *ignore*: the opposite of minitx's convention.
+    attn_mask = torch.ones(t, t, dtype=torch.bool).triu(1) if causal else None
+    padding = None if mask is None else ~mask
+    expected, _ = reference(x, x, x, key_padding_mask=padding, attn_mask=attn_mask, need_weights=False)
+    out = mf.self_attention(params, x, heads, mask=mask, causal=causal)
+    rows = key_visibility(mask, b, t, causal).any(-1)  # PyTorch gives NaN for rows that see nothing
+    torch.testing.assert_close(out[rows], expected[rows])
+
+
+@given(sequence_case(), st.booleans())
+def test_attend_matches_scaled_dot_product_attention(case, causal):
+    params, x, heads, mask = case
+    b, t, _ = x.shape
+    q, k, v = (mf.split_heads(mf.linear(params[n], x), heads) for n in "qkv")
+    visible = key_visibility(mask, b, t, causal)[:, None]          # (b, 1, t, t), True = attend, as SDPA
+    expected = F.scaled_dot_product_attention(q, k, v, attn_mask=visible)
+    out = mf.attend(q, k, v, mask=None if mask is None else mask[:, None, None, :], causal=causal)
+    rows = visible.any(-1).expand(b, heads, t)
+    torch.testing.assert_close(out[rows], expected[rows])
+
+
+@given(st.integers(1, 3), st.integers(1, 6), st.integers(1, 6), st.integers(0, 2**31 - 1))
+def test_simple_self_attention_is_softmax_of_x_xt(b, t, e, seed):
+    x = torch.randn(b, t, e, generator=torch.Generator().manual_seed(seed), dtype=f64)
+    expected = torch.softmax(x @ x.transpose(1, 2), dim=-1) @ x
+    torch.testing.assert_close(mf.simple_self_attention(x), expected)
+    torch.testing.assert_close(mf.simple_self_attention(x), naive_attention(x, x, x))
+
+
+@given(sequence_case())
+def test_causal_output_never_sees_the_future(case):
+    params, x, heads, _ = case
+    t = x.shape[1]
+    out = mf.self_attention(params, x, heads, causal=True)
+    for cut in range(1, t):
+        changed = x.clone()
+        changed[:, cut:] = torch.randn_like(changed[:, cut:])
+        torch.testing.assert_close(mf.self_attention(params, changed, heads, causal=True)[:, :cut], out[:, :cut])
+        torch.testing.assert_close(mf.self_attention(params, x[:, :cut], heads, causal=True), out[:, :cut])
+
+
+@given(sequence_case(), st.booleans())
+def test_padding_never_changes_real_tokens(case, causal):
+    params, x, heads, _ = case
+    b, t, e = x.shape
+    padded = torch.cat([x, torch.randn(b, 3, e, dtype=f64)], dim=1)
+    mask = torch.arange(t + 3)[None, :].expand(b, -1) < t
+    out = mf.self_attention(params, padded, heads, mask=mask, causal=causal)[:, :t]
+    torch.testing.assert_close(out, mf.self_attention(params, x, heads, causal=causal))
+
+
+@given(sequence_case(), st.sampled_from(["scratch", "sdpa"]))
+def test_cached_attention_equals_full_forward_step_by_step(case, backend):
+    params, x, heads, mask = case
+    full = mf.self_attention(params, x, heads, mask=mask, causal=True, backend=backend)
+    cache = mf.LayerCache()
+    steps = [
+        mf.self_attention(params, x[:, i : i + 1], heads, causal=True, cache=cache, backend=backend,
+                          mask=None if mask is None else mask[:, i : i + 1])
+        for i in range(x.shape[1])
+    ]
+    torch.testing.assert_close(torch.cat(steps, dim=1), full)
+
+
+def test_gradcheck_attention_core_in_float64():
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 4, 2, generator=g, dtype=f64, requires_grad=True) for _ in range(3))
+    mask = torch.tensor([[True, True, False, True], [True, False, False, False]])[:, None, None, :]
+    assert torch.autograd.gradcheck(lambda q, k, v: mf.attend(q, k, v, mask=mask, causal=True), (q, k, v))
+
+
+def test_emb_not_divisible_by_heads_is_a_clear_error():
+    with pytest.raises(ValueError, match="divisible by heads"):
+        mf.init_self_attention(10, 3)
+    params = mf.init_self_attention(12, 3)
+    with pytest.raises(ValueError, match="divisible by heads"):
+        mf.self_attention(params, torch.randn(1, 2, 12), heads=5)
+
+
+@pytest.mark.parametrize(
+    "x, mask, error",
+    [
+        (torch.randn(2, 3), None, "shape \\(batch, time, emb\\)"),
+        (torch.randn(0, 3, 4), None, "empty batch"),
+        (torch.randn(2, 3, 4), torch.ones(2, 3), "bool tensor"),
+        (torch.randn(2, 3, 4), torch.ones(2, 4, dtype=torch.bool), "mask shape"),
+    ],
+)
+def test_bad_attention_inputs_raise_clear_errors(x, mask, error):
+    with pytest.raises((ValueError, TypeError), match=error):
+        mf.simple_self_attention(x, mask)

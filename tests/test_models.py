@@ -1,0 +1,154 @@
+"""Whole models: causal prefixes, padding invariance, cached decoding, gradients, errors."""
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+import minitx.functional as mf
+from minitx import ClassifierConfig, LMConfig
+
+f64 = torch.float64
+
+
+def double(params):
+    return mf.tree_map(lambda p: p.double(), params)
+
+
+CLASSIFIER_VARIANTS = [
+    dict(attention="none", pool="mean"),
+    dict(attention="none", pool="max"),
+    dict(attention="simple", pool="select"),
+    dict(attention="simple", pool="max", positions=True),
+    dict(attention="full", pool="select", heads=2),
+    dict(attention="full", pool="mean", heads=2, depth=2, blocks=True, positions=True),
+    dict(attention="full", pool="max", heads=2, depth=2, blocks=True, norm="pre"),
+]
+
+
+@pytest.mark.parametrize("variant", CLASSIFIER_VARIANTS)
+@given(seed=st.integers(0, 2**31 - 1), lengths=st.lists(st.integers(1, 6), min_size=1, max_size=4))
+def test_classifier_padding_never_changes_a_sequence_result(variant, seed, lengths):
+    config = ClassifierConfig(vocab=11, classes=3, emb=4, max_len=9, **variant)
+    g = torch.Generator().manual_seed(seed)
+    params = double(mf.init_classifier(config, g))
+    seqs = [torch.randint(1, 11, (n,), generator=g) for n in lengths]
+    width = max(lengths) + 2                                          # extra padding beyond the longest
+    tokens = torch.zeros(len(seqs), width, dtype=torch.long)
+    mask = torch.zeros(len(seqs), width, dtype=torch.bool)
+    for row, seq in enumerate(seqs):
+        tokens[row, : len(seq)], mask[row, : len(seq)] = seq, True
+    batched = mf.classifier(params, tokens, config, mask=mask)
+    for row, seq in enumerate(seqs):
+        alone = mf.classifier(params, seq[None], config)
+        torch.testing.assert_close(batched[row : row + 1], alone)
+
+
+def small_lm(seed=0, **overrides):
+    config = LMConfig(**{"vocab": 13, "emb": 8, "heads": 2, "depth": 2, "context": 12, **overrides})
+    return config, double(mf.init_lm(config, torch.Generator().manual_seed(seed)))
+
+
+@pytest.mark.parametrize("norm", ["pre", "post"])
+@given(seed=st.integers(0, 2**31 - 1), t=st.integers(2, 12))
+def test_lm_prefix_output_is_the_prefix_of_the_output(norm, seed, t):
+    config, params = small_lm(seed, norm=norm)
+    tokens = torch.randint(0, 13, (2, t), generator=torch.Generator().manual_seed(seed))
+    full = mf.lm(params, tokens, config)
+    for cut in range(1, t):
+        torch.testing.assert_close(mf.lm(params, tokens[:, :cut], config), full[:, :cut])
+        changed = tokens.clone()
+        changed[:, cut:] = (changed[:, cut:] + 1) % 13
+        torch.testing.assert_close(mf.lm(params, changed, config)[:, :cut], full[:, :cut])
+
+
+@pytest.mark.parametrize("backend", ["scratch", "sdpa"])
+@given(seed=st.integers(0, 2**31 - 1), prompt=st.integers(1, 6))
+def test_kv_cache_decoding_equals_full_forward_step_by_step(backend, seed, prompt):
+    config, params = small_lm(seed, backend=backend)
+    tokens = torch.randint(0, 13, (3, 12), generator=torch.Generator().manual_seed(seed))
+    full = mf.lm(params, tokens, config)
+    cache = mf.init_cache(config)
+    pieces = [mf.lm(params, tokens[:, :prompt], config, cache=cache)]       # the prompt in one go
+    for i in range(prompt, 12):
+        pieces.append(mf.lm(params, tokens[:, i : i + 1], config, cache=cache))
+        assert cache.length == i + 1
+    torch.testing.assert_close(torch.cat(pieces, dim=1), full)
+
+
+@pytest.mark.parametrize("variant", CLASSIFIER_VARIANTS[2:])
+def test_sdpa_backend_equals_scratch_for_classifiers(variant):
+    config = ClassifierConfig(vocab=11, emb=4, max_len=9, **variant)
+    params = double(mf.init_classifier(config, torch.Generator().manual_seed(0)))
+    tokens = torch.randint(0, 11, (3, 7))
+    mask = torch.arange(7)[None, :] < torch.tensor([[7], [3], [1]])
+    fast = ClassifierConfig(**{**config.to_dict(), "backend": "sdpa"})
+    torch.testing.assert_close(mf.classifier(params, tokens, fast, mask=mask),
+                               mf.classifier(params, tokens, config, mask=mask))
+
+
+@pytest.mark.parametrize("norm", ["post", "pre"])
+def test_gradcheck_transformer_block_in_float64(norm):
+    g = torch.Generator().manual_seed(0)
+    params = double(mf.init_transformer_block(4, 2, g))
+    x = torch.randn(2, 3, 4, generator=g, dtype=f64, requires_grad=True)
+    mask = torch.tensor([[True, True, True], [True, True, False]])
+    names, leaves = zip(*mf.tree_items(params), strict=True)
+    leaves = [leaf.requires_grad_() for leaf in leaves]
+
+    def block(x, *leaves):
+        tree = mf.tree_from_state_dict(dict(zip(names, leaves, strict=True)))
+        return mf.transformer_block(tree, x, 2, mask=mask, causal=True, norm=norm)
+
+    assert torch.autograd.gradcheck(block, (x, *leaves))
+
+
+def test_dropout_is_active_only_in_training_and_reproducible():
+    config = LMConfig(vocab=13, emb=8, heads=2, depth=1, context=8, dropout=0.5)
+    params = mf.init_lm(config, torch.Generator().manual_seed(0))
+    tokens = torch.randint(0, 13, (2, 8))
+    assert torch.equal(mf.lm(params, tokens, config), mf.lm(params, tokens, config))
+
+    def train_run(seed):
+        return mf.lm(params, tokens, config, training=True, generator=torch.Generator().manual_seed(seed))
+
+    assert torch.equal(train_run(1), train_run(1))
+    assert not torch.equal(train_run(1), train_run(2))
+
+
+def test_too_long_sequence_names_both_lengths():
+    config, params = small_lm()
+    with pytest.raises(ValueError, match="length 13 .* table \\(12 positions\\)"):
+        mf.lm(params, torch.zeros(1, 13, dtype=torch.long), config)
+    cache = mf.init_cache(config)
+    mf.lm(params, torch.zeros(1, 10, dtype=torch.long), config, cache=cache)
+    with pytest.raises(ValueError, match="length 13"):
+        mf.lm(params, torch.zeros(1, 3, dtype=torch.long), config, cache=cache)
+
+
+@pytest.mark.parametrize(
+    "tokens, error",
+    [
+        (torch.zeros(2, 3), "integer tensor"),
+        (torch.zeros(3, dtype=torch.long), "shape \\(batch, time\\)"),
+        (torch.zeros(0, 3, dtype=torch.long), "empty batch"),
+    ],
+)
+def test_bad_token_inputs_raise_clear_errors(tokens, error):
+    config = ClassifierConfig(vocab=5, emb=4)
+    with pytest.raises((TypeError, ValueError), match=error):
+        mf.classifier(mf.init_classifier(config), tokens, config)
+
+
+@pytest.mark.parametrize(
+    "fields, error",
+    [
+        (dict(attention="full", emb=10, heads=3), "divisible by heads"),
+        (dict(pool="median"), "pool must be one of"),
+        (dict(blocks=True), "needs attention='full'"),
+        (dict(dropout=1.0), "dropout"),
+    ],
+)
+def test_bad_configs_raise_clear_errors(fields, error):
+    with pytest.raises(ValueError, match=error):
+        ClassifierConfig(vocab=5, **fields)
