@@ -1,0 +1,80 @@
+"""Checkpoints that resume a run exactly and load safely.
+
+A checkpoint is one ``torch.save`` file holding only tensors and plain Python values, so it loads with
+``torch.load(weights_only=True)`` (no pickled code runs): the model's and optimiser's state dicts, the
+schedule's state, the step, the config as a dict, the run log's series, and every random state the run
+draws from (torch CPU, CUDA if any, the data generator) as tensors. It is written to a temporary file and
+renamed over the old one, so a crash mid-write never destroys the last good checkpoint.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import LMConfig
+from .nn import LM
+
+
+def random_state(data_generator: torch.Generator) -> dict[str, Any]:
+    """Every random state a training step draws from, as tensors."""
+    state = {"torch": torch.get_rng_state(), "data": data_generator.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_random_state(state: dict[str, Any], data_generator: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    data_generator.set_state(state["data"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` atomically: a temporary file in the same folder, then `os.replace`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(handle)
+    try:
+        torch.save(payload, temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint with ``weights_only=True``; a missing or unreadable file is a clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}; train one with `python -m minitx lm --out DIR`")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # torch raises several types for a damaged or foreign file
+        raise ValueError(f"{path} is not a readable minitx checkpoint: {error}") from error
+    if not isinstance(payload, dict) or "model" not in payload or "config" not in payload:
+        raise ValueError(f"{path} is not a minitx checkpoint (no 'model'/'config' entries)")
+    return payload
+
+
+def check_config(saved: dict, wanted: dict, path: str | Path) -> None:
+    """Resuming into a model of another shape would fail deep inside load_state_dict: fail here, clearly."""
+    differences = {k: (saved.get(k), wanted.get(k)) for k in saved.keys() | wanted.keys()
+                   if saved.get(k) != wanted.get(k)}
+    if differences:
+        listed = ", ".join(f"{k}: checkpoint {a!r} vs asked {b!r}" for k, (a, b) in sorted(differences.items()))
+        raise ValueError(f"checkpoint {path} was trained with another model config ({listed}); "
+                         "use the same settings, or a fresh --out folder")
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[LM, dict[str, Any]]:
+    """The model stored in a checkpoint (in eval mode) and the whole payload (vocabulary, step, ...)."""
+    payload = load_checkpoint(path, map_location=device)
+    model = LM(LMConfig(**payload["config"])).to(device)
+    model.load_state_dict(payload["model"])
+    return model.eval(), payload

@@ -1,0 +1,301 @@
+"""Training the character language model of Q11-Q14.
+
+One step: a batch of random windows (`minitx.data.lm_batch`), the per-token cross-entropy (summed over every
+position of every window, divided by the number of tokens, so batch size and context do not change its scale),
+AdamW, gradient clipping, and a learning rate that warms up linearly and then decays along a cosine.
+
+The loss and gradient norm stay on the device between logging intervals: reading a GPU number (``.item()``)
+makes the host wait for the GPU, so it happens every ``log_every`` steps only. At those points the trainer
+also checks the loss is finite, writes a checkpoint when one is due (never after a NaN: the last good one is
+kept), and every ``eval_every`` / ``sample_every`` steps it prints the validation bits and a sample.
+
+A run with ``time_limit`` (minutes) schedules by the clock: the schedule's progress is the larger of
+step / steps and elapsed / time_limit, so the decay ends when the time is up whatever the machine's speed.
+"""
+
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from . import distributed
+from .checkpoint import check_config, load_checkpoint, random_state, restore_random_state, save_checkpoint
+from .config import LMConfig
+from .data import lm_batch, load_toy, load_wp, random_slices
+from .evaluate import check_context, estimate_bits, exact_bits
+from .nn import LM
+from .runtime import autocast, make_optimizer, maybe_compile, seed_everything, to_device
+from .sample import decode, sample
+from .tracking import RunLog
+
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass
+class LMTrainSettings:
+    """How to train (the model's shape is the `LMConfig`). Defaults follow the assignment's Q13 run."""
+
+    batch: int = 32
+    steps: int = 50_000
+    lr: float = 1e-3
+    warmup: int = 500
+    final_lr_fraction: float = 0.05     # the cosine ends at this fraction of ``lr``
+    weight_decay: float = 0.1
+    clip: float = 1.0                   # gradient-norm clipping threshold; 0 turns it off
+    accumulate: int = 1                 # micro-batches per optimiser step (effective batch = batch * accumulate)
+    time_limit: float | None = None     # minutes; the schedule runs on the clock when set
+    log_every: int = 100
+    eval_every: int = 10_000
+    eval_batches: int = 100             # batches of the Q12 estimate at each evaluation
+    sample_every: int = 10_000
+    sample_length: int = 200
+    seed_length: int = 16
+    temperature: float = 1.0
+    checkpoint_every: int = 1000
+    final_eval: str = "exact"           # 'exact', 'estimate' or 'none', on the validation stream at the end
+    compile: bool = False
+    amp: bool = True                    # bf16 autocast on CUDA
+    seed: int = 0
+    device: str | None = None
+
+    def validate(self) -> None:
+        for name in ("batch", "steps", "accumulate", "log_every", "eval_every", "eval_batches", "sample_every",
+                     "seed_length", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if not self.lr > 0 or self.warmup < 0 or self.clip < 0 or self.temperature < 0:
+            raise ValueError(f"lr must be > 0 and warmup, clip, temperature >= 0: {self}")
+        if self.time_limit is not None and not self.time_limit > 0:
+            raise ValueError(f"time_limit must be a positive number of minutes, got {self.time_limit}")
+        if self.final_eval not in ("exact", "estimate", "none"):
+            raise ValueError(f"final_eval must be 'exact', 'estimate' or 'none', got {self.final_eval!r}")
+
+
+@dataclass
+class Schedule:
+    """Learning-rate multiplier: linear warmup over ``warmup`` steps, times a cosine from 1 down to
+    ``final_fraction`` over the run's progress (by steps, or by the clock when ``time_limit_s`` is set)."""
+
+    warmup: int
+    steps: int
+    time_limit_s: float | None = None
+    final_fraction: float = 0.05
+
+    def progress(self, step: int, elapsed_s: float) -> float:
+        by_steps = step / self.steps
+        by_clock = 0.0 if self.time_limit_s is None else elapsed_s / self.time_limit_s
+        return min(1.0, max(by_steps, by_clock))
+
+    def factor(self, step: int, elapsed_s: float) -> float:
+        warm = min(1.0, (step + 1) / self.warmup) if self.warmup else 1.0
+        cosine = 0.5 * (1 + math.cos(math.pi * self.progress(step, elapsed_s)))
+        return warm * (self.final_fraction + (1 - self.final_fraction) * cosine)
+
+
+@dataclass
+class TrainResult:
+    model: LM                            # uncompiled, in eval mode
+    log: RunLog
+    step: int
+    summary: dict = field(default_factory=dict)
+
+
+def lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per-token cross-entropy in nats: logits (b, t, vocab), targets (b, t) -> scalar.
+
+    Summed over all b * t positions and divided by their number (the assignment's advice), in float32
+    even under bf16 autocast.
+    """
+    total = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="sum")
+    return total / targets.numel()
+
+
+def _series_to_tensors(log: RunLog) -> dict[str, torch.Tensor]:
+    return {name: torch.tensor(points, dtype=torch.float64) for name, points in log.series.items()}
+
+
+def _restore_series(log: RunLog, saved: dict[str, torch.Tensor]) -> None:
+    for name, points in saved.items():
+        log.series[name] = [(int(s), float(v)) for s, v in points.tolist()]
+
+
+def train_lm(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: LMTrainSettings | None = None,
+             *, i2c: list[str] | None = None, out: str | Path | None = None, resume: bool = False,
+             floor: float | None = None, quiet: bool = False) -> TrainResult:
+    """Train a fresh `LM` (or resume the one in ``out``) on the 1-D token stream ``train``.
+
+    ``i2c`` decodes the printed samples; ``out`` is the run folder (metrics.json, plots, TensorBoard, the
+    checkpoint), None keeps everything in memory; ``floor`` draws an entropy floor on the loss plot.
+    """
+    settings = settings or LMTrainSettings()
+    settings.validate()
+    check_context(config.context, None)
+    if len(train) < config.context + 1 or len(val) < config.context + 1:
+        raise ValueError(f"train ({len(train)}) and val ({len(val)}) streams must be longer than the context "
+                         f"({config.context}); use a shorter --context or more data")
+    info = distributed.setup(settings.device)
+    try:
+        return _train(config, train, val, settings, info, i2c=i2c, out=out, resume=resume, floor=floor, quiet=quiet)
+    finally:
+        distributed.teardown()
+
+
+def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: LMTrainSettings,
+           info: distributed.DistInfo, *, i2c: list[str] | None, out: str | Path | None, resume: bool,
+           floor: float | None, quiet: bool) -> TrainResult:
+    device, is_main = info.device, info.is_main
+    seed_everything(settings.seed)
+    data_generator = distributed.rank_generator(settings.seed, info)
+    model = LM(config, generator=torch.Generator().manual_seed(settings.seed)).to(device)
+    optimizer = make_optimizer(dict(model.named_parameters()), settings.lr, settings.weight_decay)
+    schedule = Schedule(settings.warmup, settings.steps,
+                        None if settings.time_limit is None else settings.time_limit * 60, settings.final_lr_fraction)
+    out = None if out is None else Path(out)
+    log = RunLog(out if is_main else None, {"model": config.to_dict(), "train": asdict(settings),
+                                            "world_size": info.world_size})
+    samples: list[list] = []
+    step, elapsed = 0, 0.0
+
+    checkpoint_path = None if out is None else out / CHECKPOINT
+    if resume:
+        if checkpoint_path is None or not checkpoint_path.is_file():
+            raise FileNotFoundError(f"--resume: no checkpoint at {checkpoint_path}; start without --resume")
+        saved = load_checkpoint(checkpoint_path, map_location=device)
+        check_config(saved["config"], config.to_dict(), checkpoint_path)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        step, elapsed, samples = saved["step"], saved["elapsed_s"], saved["samples"]
+        restore_random_state(saved["random"], data_generator)
+        if not is_main:  # the checkpoint holds rank 0's data stream: other ranks draw fresh, distinct batches
+            data_generator = distributed.rank_generator(settings.seed + step, info)
+        _restore_series(log, saved["series"])
+
+    compiled = maybe_compile(model, settings.compile)       # evaluation runs this one: no DDP collectives
+    runner = distributed.wrap(compiled, info)
+    eval_generator = torch.Generator().manual_seed(settings.seed + 1)   # separate streams: evaluating or sampling
+    sample_generator = torch.Generator().manual_seed(settings.seed + 2)  # never shifts the training batches
+
+    def evaluate_and_sample() -> None:
+        model.eval()
+        with autocast(device, settings.amp):
+            bits = estimate_bits(compiled, val, config.context, batches=settings.eval_batches,
+                                 batch_size=settings.batch, generator=eval_generator, device=device)
+        log.scalar("val/bits", bits, step)
+        message = f"step {step}: validation bits per character {bits:.4f} (estimate, {settings.eval_batches} batches)"
+        if i2c is not None and (step % settings.sample_every == 0 or step == 0 or stopping):
+            seed = random_slices(val, 1, settings.seed_length, sample_generator)[0]
+            text = decode(sample(model, seed, settings.sample_length, temperature=settings.temperature,
+                                 generator=sample_generator), i2c)
+            samples.append([step, bits, text])
+            message += f"\n  sample: [{text[:settings.seed_length]}]{text[settings.seed_length:]}"
+        model.train()
+        if not quiet:
+            tqdm.write(message, file=sys.stderr)
+
+    def write_run_files(final: dict | None = None) -> None:
+        log.write_metrics({"step": step, "samples": samples, **(final or {})})
+        log.plot({"bits per character": ["train/bits", "val/bits"], "gradient norm": ["grad_norm"],
+                  "learning rate": ["lr"]}, "curves.png",
+                 hlines=None if floor is None else {"bits per character": (floor, f"entropy floor {floor:.3f}")})
+
+    model.train()
+    window_loss = torch.zeros((), device=device)
+    window_norm = torch.zeros((), device=device)
+    window_steps, last_checkpoint = 0, step
+    stopping = False
+    clock = time.time() - elapsed      # so that time.time() - clock counts on from a resumed run's elapsed time
+    bar = tqdm(total=settings.steps, initial=step, desc="train", disable=quiet or not is_main, mininterval=5)
+    while not stopping:
+        lr = settings.lr * schedule.factor(step, elapsed)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        for micro in range(settings.accumulate):
+            inputs, targets = lm_batch(train, settings.batch, config.context, data_generator)   # (b, t) each
+            inputs, targets = to_device(inputs, device), to_device(targets, device)
+            # forward and backward inside: under DDP gradients are all-reduced on the last micro-step only
+            with distributed.sync_context(runner, last_micro_step=micro == settings.accumulate - 1):
+                with autocast(device, settings.amp):
+                    loss = lm_loss(runner(inputs), targets)
+                (loss / settings.accumulate).backward()
+            window_loss += loss.detach() / settings.accumulate
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), settings.clip or float("inf"))
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        window_norm += norm.detach()
+        window_steps += 1
+        step += 1
+        bar.update(1)
+        logging = step % settings.log_every == 0 or step >= settings.steps
+        if logging or info.world_size == 1:
+            # Every rank must take the same learning rate and stop at the same step: under DDP the clock is
+            # read, and averaged over the ranks, at logging intervals only.
+            elapsed = distributed.average(time.time() - clock, info)
+        stopping = step >= settings.steps or schedule.progress(step, elapsed) >= 1.0
+        if not (logging or stopping):
+            continue
+        # Logging interval: the only place the host waits for the device.
+        mean_loss = distributed.average(window_loss.item(), info) / window_steps
+        if not math.isfinite(mean_loss):
+            where = f"the last good checkpoint (step {last_checkpoint}) is kept in {checkpoint_path}" \
+                if checkpoint_path is not None and last_checkpoint > 0 else "no checkpoint was written"
+            raise RuntimeError(f"training loss became {mean_loss} between steps {step - window_steps} and {step}; "
+                               f"{where}. Lower --lr or raise --warmup, then --resume or start again")
+        bits = mean_loss / math.log(2)
+        log.scalar("train/bits", bits, step)
+        log.scalar("grad_norm", window_norm.item() / window_steps, step)
+        log.scalar("lr", lr, step)
+        bar.set_postfix(bits=f"{bits:.3f}", lr=f"{lr:.2e}")
+        window_loss.zero_()
+        window_norm.zero_()
+        window_steps = 0
+        if is_main and (step % settings.eval_every == 0 or step % settings.sample_every == 0 or stopping):
+            evaluate_and_sample()
+            write_run_files()
+        if checkpoint_path is not None and (step - last_checkpoint >= settings.checkpoint_every or stopping):
+            save_checkpoint(checkpoint_path, {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                "elapsed_s": elapsed, "config": config.to_dict(), "settings": asdict(settings),
+                "random": random_state(data_generator), "series": _series_to_tensors(log), "samples": samples,
+                "vocab": i2c,
+            })
+            last_checkpoint = step
+    bar.close()
+
+    model.eval()
+    summary = {"train_time_s": round(elapsed, 1), "threads": torch.get_num_threads()}
+    if is_main and settings.final_eval != "none":
+        started = time.time()
+        with autocast(device, settings.amp):
+            if settings.final_eval == "exact":
+                summary["final_exact_bits"] = exact_bits(compiled, val, config.context, batch_size=settings.batch,
+                                                         device=device, progress=not quiet)
+            else:
+                summary["final_estimate_bits"] = estimate_bits(
+                    compiled, val, config.context, batch_size=settings.batch, device=device,
+                    generator=torch.Generator().manual_seed(settings.seed + 3), progress=not quiet)
+        summary["final_eval_time_s"] = round(time.time() - started, 1)
+        if not quiet:
+            print(f"final validation bits per character ({settings.final_eval}): "
+                  f"{summary.get('final_exact_bits', summary.get('final_estimate_bits')):.4f}", file=sys.stderr)
+    if is_main:
+        write_run_files(summary)
+    log.close()
+    return TrainResult(model, log, step, summary)
+
+
+def load_lm_data(data: str, *, final: bool = False) -> tuple[tuple[torch.Tensor, torch.Tensor],
+                                                               tuple[list[str], dict[str, int]]]:
+    """``(train, val), (i2c, c2i)`` for ``--data``: 'toy' (the grammar's characters), 'wp' (enwik8 bytes), or the
+    path of any local text or byte file (gzipped or not), split 90/5/5 with a byte-level vocabulary."""
+    if data == "toy":
+        return load_toy(final=final)
+    if data == "wp":
+        return load_wp(final=final)
+    if not Path(data).is_file():
+        raise FileNotFoundError(f"--data {data!r} is neither 'toy', 'wp' nor an existing file")
+    return load_wp(path=data, final=final)

@@ -1,0 +1,85 @@
+"""Sampling from a language model (Q13): a seed, then one token at a time.
+
+With the key/value cache (`minitx.functional.init_cache`) each new token costs one step of work: its query
+attends to the cached keys and values of everything before it. The position table is absolute, so once the
+sequence is longer than the model's context the window has to slide, every cached key was computed at a
+position that is now wrong, and the cache is useless; from there on each token is predicted by a full
+forward pass over the last ``context`` tokens, exactly what running without a cache does.
+"""
+
+import torch
+
+from . import functional as mf
+from .nn import LM
+
+
+def encode(text: str, c2i: dict[str, int]) -> torch.Tensor:
+    """Characters -> (len(text),) long tensor of indices; characters outside the vocabulary are an error."""
+    unknown = sorted({c for c in text if c not in c2i})
+    if unknown:
+        raise ValueError(
+            f"seed text has characters outside the model's vocabulary: {unknown!r}; "
+            f"the vocabulary holds {''.join(sorted(k for k in c2i if len(k) == 1))!r}"
+        )
+    if not text:
+        raise ValueError("seed text is empty: give at least one character")
+    return torch.tensor([c2i[c] for c in text], dtype=torch.long)
+
+
+def decode(tokens: torch.Tensor | list[int], i2c: list[str]) -> str:
+    """Indices -> text (special tokens print as their names, e.g. ``.pad``)."""
+    return "".join(i2c[int(t)] for t in tokens)
+
+
+def pick_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
+              generator: torch.Generator | None = None) -> torch.Tensor:
+    """One token per row of logits (b, vocab) -> (b,) long.
+
+    ``temperature`` 1.0 samples the model's distribution, lower values sharpen it, 0 takes the argmax (greedy).
+    ``top_k`` samples only among the k most likely tokens.
+    """
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    logits = logits.float() / temperature
+    if top_k is not None:
+        if top_k < 1:
+            raise ValueError(f"top_k must be positive, got {top_k}")
+        kth = logits.topk(min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]   # (b, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = torch.softmax(logits, dim=-1)                                         # (b, vocab)
+    if generator is not None and generator.device != probs.device:   # a CPU generator for a GPU model
+        return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1).to(probs.device)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+
+
+@torch.inference_mode()
+def sample(model: LM, seed: torch.Tensor, length: int, *, temperature: float = 1.0, top_k: int | None = None,
+           generator: torch.Generator | None = None, use_cache: bool = True) -> torch.Tensor:
+    """The seed followed by ``length`` new tokens: seed (t,) -> (t + length,), or (b, t) -> (b, t + length).
+
+    ``use_cache=False`` re-runs the full forward pass over the last ``context`` tokens for every new token
+    (the reference the cached path must match, and the baseline of ``bench/sampling.py``).
+    """
+    if length < 0:
+        raise ValueError(f"length must be >= 0, got {length}")
+    single = seed.dim() == 1
+    tokens = (seed[None] if single else seed).long().to(next(model.parameters()).device)   # (b, t)
+    if tokens.shape[1] == 0:
+        raise ValueError("the seed is empty: sampling needs at least one token to condition on")
+    context = model.config.context
+    cache = mf.init_cache(model.config) if use_cache else None
+    pending = tokens[:, -context:]              # what the model has not seen yet: the seed, then one token a step
+    for _ in range(length):
+        if cache is not None and cache.length + pending.shape[1] > context:
+            cache = None                        # the window slides: cached keys sit at stale positions
+            pending = tokens[:, -context:]
+        if cache is None:
+            logits = model(tokens[:, -context:])[:, -1]                           # (b, vocab)
+        else:
+            logits = model(pending, cache=cache)[:, -1]                           # (b, vocab)
+        new = pick_next(logits, temperature, top_k, generator)                   # (b,)
+        tokens = torch.cat([tokens, new[:, None]], dim=1)                         # (b, t + 1)
+        pending = new[:, None]
+    return tokens[0] if single else tokens

@@ -1,0 +1,103 @@
+"""Q12 evaluation: the estimate and the exact evaluation, in bits per character."""
+
+import math
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from minitx import LMConfig
+from minitx.evaluate import estimate_bits, exact_bits, window_plan
+from minitx.nn import LM
+
+V = 7
+
+
+def uniform_model(tokens: torch.Tensor) -> torch.Tensor:
+    return torch.zeros(*tokens.shape, V)                                   # (b, t, V): every token equally likely
+
+
+def oracle_model(tokens: torch.Tensor) -> torch.Tensor:
+    """On the stream 0, 1, ..., V-1, 0, 1, ... the next token is always (token + 1) % V: predict it surely."""
+    return torch.nn.functional.one_hot((tokens + 1) % V, V).float() * 100.0
+
+
+CYCLE = torch.arange(500) % V
+
+
+def test_uniform_logits_score_log2_vocab():
+    data = torch.randint(0, V, (300,), generator=torch.Generator().manual_seed(0))
+    assert estimate_bits(uniform_model, data, 16, batches=5, batch_size=4) == pytest.approx(math.log2(V))
+    assert exact_bits(uniform_model, data, 16) == pytest.approx(math.log2(V))
+
+
+def test_a_model_that_knows_the_answer_scores_about_zero():
+    assert estimate_bits(oracle_model, CYCLE, 16, batches=5, batch_size=4) < 1e-6
+    assert exact_bits(oracle_model, CYCLE, 16) < 1e-6
+
+
+def test_the_estimate_scores_the_last_position_only():
+    """A model right only at the last position of its input scores ~0 in the estimate, badly in exact."""
+    def last_only(tokens):
+        logits = torch.zeros(*tokens.shape, V)
+        logits[:, -1] = oracle_model(tokens)[:, -1]
+        return logits
+    assert estimate_bits(last_only, CYCLE, 16, batches=5, batch_size=4) < 1e-6
+    assert exact_bits(last_only, CYCLE, 16) > 1.0
+
+
+@given(n=st.integers(2, 200), context=st.integers(1, 40), stride_fraction=st.floats(0.01, 1.0))
+def test_window_plan_scores_every_target_exactly_once(n, context, stride_fraction):
+    stride = max(1, int(context * stride_fraction))
+    starts, first = window_plan(n, context, stride)
+    length = min(context, n - 1)
+    scored = torch.cat([s + torch.arange(f, length) for s, f in zip(starts.tolist(), first.tolist(), strict=True)])
+    assert torch.equal(scored, torch.arange(n - 1))                          # each target once, in order
+    # every scored position has at least length - stride positions of context inside its window (or all)
+    assert all(f == 0 or f >= length - stride for f in first[1:].tolist())
+
+
+def tiny_lm(context: int = 8) -> LM:
+    return LM(LMConfig(vocab=V, emb=16, heads=2, depth=2, context=context), torch.Generator().manual_seed(0)).eval()
+
+
+def naive_bits(model: LM, data: torch.Tensor, context: int) -> torch.Tensor:
+    """One forward pass per target: -log2 p(data[j + 1] | the up to `context` tokens before it)."""
+    out = []
+    for j in range(len(data) - 1):
+        window = data[max(0, j + 1 - context): j + 1][None]                   # (1, <= context)
+        logp = torch.log_softmax(model(window)[0, -1], dim=-1)
+        out.append(-logp[data[j + 1]] / math.log(2))
+    return torch.stack(out)
+
+
+def test_exact_evaluation_matches_a_per_position_loop():
+    data = torch.randint(0, V, (41,), generator=torch.Generator().manual_seed(1))
+    model = tiny_lm()
+    with torch.no_grad():
+        expected = naive_bits(model, data, 8)
+    per_position = exact_bits(model, data, 8, stride=1, batch_size=5, per_position=True)
+    torch.testing.assert_close(per_position, expected, atol=1e-5, rtol=1e-5)
+    assert exact_bits(model, data, 8, stride=1, batch_size=5) == pytest.approx(expected.mean().item(), rel=1e-5)
+
+
+def test_default_stride_scores_each_position_once():
+    data = torch.randint(0, V, (53,), generator=torch.Generator().manual_seed(2))
+    model = tiny_lm()
+    per_position = exact_bits(model, data, 8, per_position=True)
+    assert not per_position.isnan().any()
+    assert exact_bits(model, data, 8) == pytest.approx(per_position.mean().item(), rel=1e-5)
+    with torch.no_grad():
+        full = naive_bits(model, data, 8)
+    # the first window and the first half of the stride-1 plan agree exactly: same windows
+    torch.testing.assert_close(per_position[:8], full[:8], atol=1e-5, rtol=1e-5)
+
+
+def test_a_context_longer_than_the_position_table_is_a_clear_error():
+    model = tiny_lm(context=8)
+    data = torch.randint(0, V, (100,))
+    with pytest.raises(ValueError, match="longer than the model's position table"):
+        exact_bits(model, data, 16, model_context=8)
+    with pytest.raises(ValueError, match="longer than the model's position table"):
+        estimate_bits(model, data, 16, batches=1, model_context=8)

@@ -1,0 +1,128 @@
+"""The language-model trainer: per-token loss, run files, exact resume, NaN handling, config checks."""
+
+import json
+import math
+
+import pytest
+import torch
+
+import minitx.lm_train as lm_train
+from minitx import LMConfig
+from minitx.checkpoint import load_checkpoint
+from minitx.lm_train import CHECKPOINT, LMTrainSettings, Schedule, lm_loss, train_lm
+
+V = 9
+CONFIG = LMConfig(vocab=V, emb=16, heads=2, depth=1, context=8)
+STREAM = torch.randint(0, V, (400,), generator=torch.Generator().manual_seed(0))
+
+
+def settings(**changes) -> LMTrainSettings:
+    base = dict(batch=4, steps=6, lr=1e-2, warmup=2, log_every=1, eval_every=3, eval_batches=2, sample_every=3,
+                sample_length=5, seed_length=4, checkpoint_every=1, final_eval="exact")
+    return LMTrainSettings(**{**base, **changes})
+
+
+def run(out=None, resume=False, stream=STREAM, **changes):
+    return train_lm(CONFIG, stream, stream[:100], settings(**changes), i2c=[str(i) for i in range(V)], out=out,
+                    resume=resume, quiet=True)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 5), (8, 2)])
+def test_the_loss_is_per_token(shape):
+    """Uniform logits cost ln V nats per token whatever the batch size and length."""
+    logits, targets = torch.zeros(*shape, V), torch.randint(0, V, shape)
+    assert lm_loss(logits, targets).item() == pytest.approx(math.log(V))
+
+
+def test_schedule_warms_up_then_decays_by_steps_or_by_clock():
+    schedule = Schedule(warmup=10, steps=100, final_fraction=0.1)
+    assert schedule.factor(0, 0) == pytest.approx(0.1 * (0.1 + 0.9 * 0.5 * (1 + math.cos(0))), rel=1e-3)
+    assert schedule.factor(9, 0) > schedule.factor(50, 0) > schedule.factor(99, 0) >= 0.1
+    assert schedule.factor(100, 0) == pytest.approx(0.1)
+    timed = Schedule(warmup=10, steps=10**9, time_limit_s=60, final_fraction=0.1)
+    assert timed.progress(20, 30) == pytest.approx(0.5) and timed.factor(20, 60) == pytest.approx(0.1)
+
+
+def test_a_run_writes_metrics_plots_and_a_checkpoint(tmp_path):
+    result = run(out=tmp_path)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert [step for step, _ in metrics["series"]["val/bits"]] == [3, 6]
+    assert len(metrics["series"]["train/bits"]) == 6 and len(metrics["series"]["grad_norm"]) == 6
+    assert metrics["final_exact_bits"] == pytest.approx(result.summary["final_exact_bits"])
+    assert [s[0] for s in metrics["samples"]] == [3, 6] and all(len(s[2]) == 9 for s in metrics["samples"])
+    assert (tmp_path / "curves.png").stat().st_size > 0
+    assert any(p.name.startswith("events.out.tfevents") for p in tmp_path.iterdir())
+    payload = load_checkpoint(tmp_path / CHECKPOINT)                    # weights_only=True
+    assert payload["step"] == 6 and payload["config"] == CONFIG.to_dict()
+
+
+def test_the_loss_goes_down_on_a_learnable_stream():
+    result = run(stream=torch.arange(400) % V, steps=30, eval_every=30, sample_every=30, log_every=10,
+                 final_eval="none")
+    series = result.log.series["train/bits"]
+    assert series[-1][1] < series[0][1] / 2
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path, monkeypatch):
+    whole = run(out=tmp_path / "whole", final_eval="none")
+
+    real_save = lm_train.save_checkpoint
+
+    def save_then_crash(path, payload):
+        real_save(path, payload)
+        if payload["step"] == 4:
+            raise Interrupt
+
+    monkeypatch.setattr(lm_train, "save_checkpoint", save_then_crash)
+    with pytest.raises(Interrupt):
+        run(out=tmp_path / "split", final_eval="none")
+    monkeypatch.setattr(lm_train, "save_checkpoint", real_save)
+    resumed = run(out=tmp_path / "split", resume=True, final_eval="none")
+
+    assert resumed.step == 6
+    assert resumed.log.series["train/bits"] == whole.log.series["train/bits"]   # every step's loss, equal
+    for (name, a), b in zip(whole.model.state_dict().items(), resumed.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_a_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    calls = []
+
+    def loss_that_breaks(logits, targets):
+        calls.append(1)
+        loss = lm_loss(logits, targets)
+        return loss * float("nan") if len(calls) >= 3 else loss
+
+    monkeypatch.setattr(lm_train, "lm_loss", loss_that_breaks)
+    with pytest.raises(RuntimeError, match=r"loss became nan between steps 2 and 3.*last good checkpoint \(step 2\)"):
+        run(out=tmp_path)
+    payload = load_checkpoint(tmp_path / CHECKPOINT)
+    assert payload["step"] == 2
+    assert all(torch.isfinite(t).all() for t in payload["model"].values())
+
+
+def test_resuming_with_another_config_is_a_clear_error_and_changes_nothing(tmp_path):
+    run(out=tmp_path, steps=2, final_eval="none")
+    before = (tmp_path / CHECKPOINT).read_bytes()
+    other = LMConfig(vocab=V, emb=32, heads=2, depth=1, context=8)
+    with pytest.raises(ValueError, match=r"another model config \(emb: checkpoint 16 vs asked 32\)"):
+        train_lm(other, STREAM, STREAM[:100], settings(), out=tmp_path, resume=True, quiet=True)
+    assert (tmp_path / CHECKPOINT).read_bytes() == before
+
+
+def test_resume_without_a_checkpoint_and_bad_settings_are_clear_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        run(out=tmp_path, resume=True)
+    with pytest.raises(ValueError, match="batch must be positive"):
+        run(batch=0)
+    with pytest.raises(ValueError, match="longer than the context"):
+        train_lm(CONFIG, STREAM[:5], STREAM[:100], settings(), quiet=True)
+
+
+def test_gradient_accumulation_trains(tmp_path):
+    result = run(accumulate=2, steps=2, eval_every=2, sample_every=2, final_eval="none")
+    assert result.step == 2 and math.isfinite(result.log.last("train/bits"))

@@ -1,0 +1,77 @@
+"""Q13 sampling: seed + new tokens, greedy/top-k, and the key/value cache that must not change the output."""
+
+import pytest
+import torch
+
+from minitx import LMConfig
+from minitx.nn import LM
+from minitx.sample import decode, encode, pick_next, sample
+
+V = 11
+
+
+def tiny_lm(context: int = 12) -> LM:
+    return LM(LMConfig(vocab=V, emb=16, heads=2, depth=2, context=context), torch.Generator().manual_seed(0)).eval()
+
+
+SEED = torch.tensor([1, 2, 3, 4, 5])
+
+
+def test_output_is_the_seed_followed_by_the_new_tokens():
+    """The course's sampler returned the seed instead of the generated sequence."""
+    out = sample(tiny_lm(), SEED, 6, generator=torch.Generator().manual_seed(0))
+    assert out.shape == (len(SEED) + 6,)
+    assert torch.equal(out[: len(SEED)], SEED)
+    assert ((0 <= out) & (out < V)).all()
+
+
+@pytest.mark.parametrize("length", [4, 7, 20])   # inside the context, filling it exactly, sliding past it
+def test_greedy_with_the_cache_equals_rerunning_the_forward(length):
+    model = tiny_lm(context=12)
+    cached = sample(model, SEED, length, temperature=0)
+    rerun = sample(model, SEED, length, temperature=0, use_cache=False)
+    assert torch.equal(cached, rerun)
+
+
+def test_greedy_follows_the_argmax_of_the_full_forward():
+    model = tiny_lm(context=12)
+    out = sample(model, SEED, 3, temperature=0)
+    with torch.no_grad():
+        for i in range(len(SEED), len(out)):
+            assert out[i] == model(out[None, :i])[0, -1].argmax()
+
+
+def test_each_new_token_costs_one_position_while_the_sequence_fits():
+    model = tiny_lm(context=12)
+    seen = []
+    original = model.forward
+    model.forward = lambda tokens, cache=None: seen.append(tokens.shape[1]) or original(tokens, cache=cache)
+    sample(model, SEED, 10, temperature=0)
+    # the 10 new tokens are predicted from 5 ... 14 tokens: the seed at once, one position a step up to the
+    # context (6 ... 12 tokens), then full windows of the last 12 (13 and 14 tokens)
+    assert seen == [5] + [1] * 7 + [12] * 2
+
+
+def test_sampling_with_a_generator_is_repeatable_and_batched():
+    model = tiny_lm()
+    seeds = torch.stack([SEED, SEED.flip(0)])                                      # (2, 5)
+    first = sample(model, seeds, 8, generator=torch.Generator().manual_seed(3))
+    again = sample(model, seeds, 8, generator=torch.Generator().manual_seed(3))
+    assert first.shape == (2, 13) and torch.equal(first, again)
+
+
+def test_temperature_and_top_k():
+    logits = torch.tensor([[0.0, 3.0, 1.0, 2.0]])
+    assert pick_next(logits, temperature=0).item() == 1
+    generator = torch.Generator().manual_seed(0)
+    draws = torch.cat([pick_next(logits, top_k=2, generator=generator) for _ in range(200)])
+    assert set(draws.tolist()) == {1, 3}                                           # only the two most likely
+    with pytest.raises(ValueError, match="temperature"):
+        pick_next(logits, temperature=-1)
+
+
+def test_seed_text_outside_the_vocabulary_is_a_clear_error():
+    c2i = {c: i for i, c in enumerate("abc ")}
+    assert decode(encode("ab c", c2i), list("abc ")) == "ab c"
+    with pytest.raises(ValueError, match=r"outside the model's vocabulary: \['Z', '~'\]"):
+        encode("abZ~", c2i)
