@@ -1,0 +1,70 @@
+"""Checkpoints: atomic writes, safe loading, clear errors; and the sample command's bad-input messages."""
+
+import pytest
+import torch
+
+import minitx.checkpoint as checkpoint
+from minitx import LMConfig
+from minitx.__main__ import main
+from minitx.checkpoint import check_config, load_checkpoint, load_model, save_checkpoint
+from minitx.nn import LM
+
+CONFIG = LMConfig(vocab=6, emb=8, heads=2, depth=1, context=8)
+
+
+def payload(model: LM) -> dict:
+    return {"model": model.state_dict(), "config": CONFIG.to_dict(), "step": 3, "vocab": list("ab c.x"),
+            "random": {"torch": torch.get_rng_state()}}
+
+
+def test_save_then_load_with_weights_only(tmp_path):
+    model = LM(CONFIG, torch.Generator().manual_seed(0))
+    path = save_checkpoint(tmp_path / "c.pt", payload(model))
+    loaded, saved = load_model(path)
+    assert saved["step"] == 3 and saved["vocab"] == list("ab c.x")
+    for a, b in zip(model.state_dict().values(), loaded.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    torch.load(path, weights_only=True)                              # plain tensors and values only
+
+
+def test_a_failed_write_keeps_the_old_checkpoint_and_leaves_no_temporary_file(tmp_path, monkeypatch):
+    path = save_checkpoint(tmp_path / "c.pt", payload(LM(CONFIG)))
+    before = path.read_bytes()
+
+    def broken_save(obj, f):
+        with open(f, "wb") as handle:
+            handle.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(checkpoint.torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, payload(LM(CONFIG)))
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
+
+
+def test_missing_damaged_and_foreign_files_are_clear_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint at"):
+        load_checkpoint(tmp_path / "missing.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a readable minitx checkpoint"):
+        load_checkpoint(tmp_path / "junk.pt")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "foreign.pt")
+    with pytest.raises(ValueError, match="not a minitx checkpoint"):
+        load_checkpoint(tmp_path / "foreign.pt")
+
+
+def test_a_checkpoint_from_another_config_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"depth: checkpoint 1 vs asked 2"):
+        check_config(CONFIG.to_dict(), {**CONFIG.to_dict(), "depth": 2}, "c.pt")
+
+
+def test_the_sample_command_and_its_errors(tmp_path, capsys):
+    path = save_checkpoint(tmp_path / "c.pt", payload(LM(CONFIG)))
+    assert main(["sample", "--checkpoint", str(path), "--seed-text", "ab c", "--length", "5"]) == 0
+    printed = capsys.readouterr().out.strip()
+    assert printed.startswith("[ab c]") and len(printed) == len("[ab c]") + 5
+    assert main(["sample", "--checkpoint", str(path), "--seed-text", "abZ", "--length", "5"]) == 2
+    assert "outside the model's vocabulary: ['Z']" in capsys.readouterr().err
+    assert main(["sample", "--checkpoint", str(tmp_path / "none.pt")]) == 2
+    assert "no checkpoint at" in capsys.readouterr().err
