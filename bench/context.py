@@ -12,7 +12,9 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
+from tqdm import tqdm
 
 from .common import (
     CONTENDERS,
@@ -37,7 +39,7 @@ def measure(contexts: tuple[int, ...] = DEFAULT_CONTEXTS, tokens: int = 2048,
     """One row per (context, contender): microseconds per token (median/min/max) and peak MiB."""
     device = torch.device("cpu")
     rows = []
-    for context in contexts:
+    for context in tqdm(contexts, desc="contexts", unit="context"):
         changes = {"length": context, "batch": max(1, tokens // context)}
         if emb is not None:
             changes.update(emb=emb, heads=2, depth=1)
@@ -67,7 +69,10 @@ def plot(rows: list[dict], path: Path) -> None:
         memory_axis.plot(contexts, [row["peak_mib"] for row in mine], marker="o", label=name)
     for axis, label in ((time_axis, "µs per token (median)"), (memory_axis, "peak MiB per step")):
         axis.set_xscale("log", base=2)
-        axis.set_yscale("log")
+        if any(line.get_ydata().size and np.isfinite(line.get_ydata()).any() for line in axis.get_lines()):
+            axis.set_yscale("log")
+        else:                                      # e.g. memory skipped with --no-memory
+            axis.text(0.5, 0.5, "not measured", transform=axis.transAxes, ha="center")
         axis.set_xlabel("context length (tokens per step fixed)")
         axis.set_ylabel(label)
         axis.grid(alpha=0.3)

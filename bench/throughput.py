@@ -14,6 +14,7 @@ import statistics
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from .common import (
     CONTENDERS,
@@ -43,7 +44,7 @@ def measure(workloads: list[Workload], contenders: tuple[str, ...] = CONTENDERS,
     """One row per (workload, contender): tokens/s median/min/max, ratio to torch, peak MiB, output check."""
     device = device or torch.device("cpu")
     rows = []
-    for workload in workloads:
+    for workload in tqdm(workloads, desc="workloads", unit="workload"):
         differences = max_output_difference(workload, device) if "scratch" in contenders else {}
         steps = {name: TrainStep(build(workload, name, device), workload, device, amp=amp) for name in contenders}
         times = interleaved_times(steps, repeats, warmup, synchronizer(device))

@@ -1,0 +1,225 @@
+"""Run every CPU benchmark and regenerate docs/performance.md (tables, targets, the context-scaling plot).
+
+    python -m bench.run_all --write-docs                  # measure (about 15 minutes on a shared 2-core box)
+    python -m bench.run_all --write-docs --from-saved     # re-render the page from runs/bench/*.json
+
+Rows are saved as JSON under ``--results`` (runs/bench/), so the page can be re-rendered without measuring;
+a ``gpu.json`` there (from ``python -m bench.gpu --json runs/bench/gpu.json``) fills the GPU section.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+from pathlib import Path
+
+import torch
+
+from . import context, gpu, throughput
+from .common import WORKLOADS, markdown_table
+
+ROOT = Path(__file__).resolve().parent.parent
+THROUGHPUT_TARGETS = [("scratch", "B", 0.8), ("scratch", "C", 0.8), ("sdpa", "A", 1.0), ("sdpa", "B", 1.0),
+                      ("sdpa", "C", 1.0)]
+MEMORY_TARGET = ("B", 1.2)        # scratch peak <= 1.2 x sdpa peak on workload B
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def measure_all(args: argparse.Namespace) -> None:
+    """Run the throughput and context benchmarks, saving their rows and the conditions under ``args.results``."""
+    results = args.results
+    common = ["--threads", str(args.threads)] + (["--tiny"] if args.tiny else [])
+    load_before = os.getloadavg()
+    throughput.main([*common, "--repeats", str(args.repeats), "--json", str(results / "throughput.json")])
+    contexts = ["--contexts", "8", "16", "--tokens", "32"] if args.tiny else []
+    context.main([*common, *contexts, "--repeats", str(args.context_repeats), "--json", str(results / "context.json")])
+    meta = {"date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"), "cpu": _cpu_name(),
+            "cores": os.cpu_count(), "threads": args.threads, "torch": torch.__version__,
+            "python": platform.python_version(), "load_before": load_before, "load_after": os.getloadavg(),
+            "repeats": args.repeats, "context_repeats": args.context_repeats, "tiny": args.tiny}
+    (results / "meta.json").write_text(json.dumps(meta, indent=1))
+
+
+def _load(path: Path) -> list | dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _row(rows: list[dict], workload: str, contender: str) -> dict | None:
+    return next((r for r in rows if r["workload"] == workload and r["contender"] == contender), None)
+
+
+def targets_table(rows: list[dict]) -> str:
+    """The issue's targets against the measured medians: met / missed / not measured."""
+    lines = []
+    for contender, workload, goal in THROUGHPUT_TARGETS:
+        row = _row(rows, workload, contender)
+        value = None if row is None else row["vs_torch"]
+        lines.append({"target": f"{contender} throughput on {workload} >= {goal}x nn.TransformerEncoder",
+                      "measured": "n/a" if value is None else f"{value:.2f}x",
+                      "met": "n/a" if value is None else "yes" if value >= goal else "**no**"})
+    workload, goal = MEMORY_TARGET
+    scratch, sdpa = _row(rows, workload, "scratch"), _row(rows, workload, "sdpa")
+    ratio = None if scratch is None or sdpa is None else scratch["peak_mib"] / sdpa["peak_mib"]
+    lines.append({"target": f"scratch peak memory on {workload} <= {goal}x the sdpa path's",
+                  "measured": "n/a" if ratio is None else f"{ratio:.2f}x",
+                  "met": "n/a" if ratio is None else "yes" if ratio <= goal else "**no**"})
+    return markdown_table(lines, {"target": "target", "measured": "measured (median of paired rounds)", "met": "met"})
+
+
+def render(results: Path, image: Path, docs: Path) -> str:
+    """The whole performance page from the saved rows."""
+    rows, context_rows = _load(results / "throughput.json"), _load(results / "context.json")
+    meta, gpu_rows = _load(results / "meta.json") or {}, _load(results / "gpu.json")
+    if rows is None or context_rows is None:
+        raise FileNotFoundError(f"no saved rows in {results}: run `python -m bench.run_all --write-docs` first")
+    if context_rows:
+        context.plot(context_rows, image)
+    image_link = os.path.relpath(image, docs.parent)
+    workloads = "\n".join(f"- **{w.name}**, {w.describe()}." for w in WORKLOADS.values())
+    gpu_section = (markdown_table(gpu_rows, gpu.COLUMNS) if gpu_rows else
+                   "**GPU figures are pending**: no GPU was available where these pages were written. The script "
+                   "is ready and tested on CPU (`python -m bench.gpu --dry-run`).")
+    load = (f"load average {meta['load_before'][0]:.1f} before and {meta['load_after'][0]:.1f} after"
+            if meta.get("load_before") else "load not recorded")
+    tiny_note = "\n**These rows come from a `--tiny` smoke run: they are not measurements.**\n" if meta.get("tiny") \
+        else ""
+    return f"""# Performance
+
+How fast minitx trains, on CPU and GPU, and how it compares with PyTorch's own `nn.TransformerEncoder`.
+Every number here was produced by
+
+    python -m bench.run_all --write-docs
+
+which reruns the benchmarks below and rewrites this page and its plot (`--from-saved` re-renders the page from
+the rows saved in `runs/bench/` without measuring).
+{tiny_note}
+Measured {meta.get('date', '?')} on {meta.get('cpu', '?')} ({meta.get('cores', '?')} cores), torch
+{meta.get('torch', '?')}, `torch.set_num_threads({meta.get('threads', '?')})`. **The machine was shared** with
+other engineers' training runs ({load}; 2 cores), so absolute speeds are low and noisy. The contenders are
+therefore timed interleaved in one process, and ratios are taken between steps of the same round; trust the
+ratios more than the absolute tokens/s.
+
+## What is measured
+
+Three contenders compute the same function with the same weights:
+
+- `scratch`: minitx's from-scratch attention (`minitx.functional.attend(..., backend='scratch')`: matmul,
+  masked fill, softmax, matmul);
+- `sdpa`: the same minitx model with `backend='sdpa'` (PyTorch's fused `scaled_dot_product_attention`);
+- `torch`: `nn.TransformerEncoder` (`nn.TransformerEncoderLayer(d_model, nhead, 4 * d_model, dropout=0,
+  activation='relu', batch_first=True, norm_first=...)`) with the weights copied from the minitx model
+  (`in_proj_weight` = cat(q, k, v), `out_proj` = o, `linear1`/`linear2` = feed-forward, `norm1`/`norm2` =
+  ln1/ln2), inside the same embeddings and head (`bench/common.py`, `TorchEncoderModel`). The last column of the
+  table is the largest difference of its outputs from the scratch path's on one batch: float32 rounding, so the
+  comparison is like for like.
+
+Workloads (`bench/common.py`, `WORKLOADS`):
+
+{workloads}
+
+A is post-norm with a padding mask (lengths drawn in [3/4, 1] x 256, as in length-sorted batches) and max
+pooling; B and C are pre-norm causal LMs. One step is forward + backward + AdamW (`minitx.runtime.make_optimizer`)
+on a fixed batch; tokens/s counts batch x length (padding included).
+
+**Timing.** `bench.common.interleaved_times`: one untimed warm-up round, then rounds that run every contender
+once, in alternating order (A B C, C B A, ...), so a burst of load from other processes hits all of them.
+Reported: median tokens/s with min and max over rounds; *vs torch* is the median over rounds of the contender's
+throughput divided by `nn.TransformerEncoder`'s in the same round.
+
+**Peak memory.** Peak bytes of live tensors during one training step (parameters, gradients, AdamW state,
+activations and temporaries), counted on CPU by PyTorch's `MemTracker` (`torch.distributed._tools.mem_tracker`,
+a private tool that follows the allocation and release of every tensor storage), on GPU by
+`torch.cuda.max_memory_allocated`. This is the figure a caching allocator must at least hold; it ignores the
+allocator's caching and fragmentation and the process's RSS noise.
+
+## Training throughput and peak memory (CPU)
+
+    python -m bench.throughput --repeats {meta.get('repeats', '?')} --threads {meta.get('threads', '?')}
+
+{markdown_table(rows, throughput.COLUMNS)}
+
+### Targets of issue 6
+
+{targets_table(rows)}
+
+## Context length: time and memory per path (CPU)
+
+    python -m bench.context --repeats {meta.get('context_repeats', '?')} --threads {meta.get('threads', '?')} \\
+        --plot docs/img/context_scaling.png
+
+Workload B's model (emb 128, 4 heads, 4 blocks) at contexts 64 ... 2048 with the tokens per step fixed at 2048
+(batch = 2048 / context), so a flat line means cost proportional to tokens and a rising one the quadratic cost of
+attention. The scratch path materialises the (batch, heads, context, context) scores and keeps the softmax
+output for the backward pass, so its memory grows with context squared; the fused kernel (sdpa, and
+`nn.TransformerEncoder`, which calls it) keeps only a per-row log-sum-exp.
+
+![time and memory against context length]({image_link})
+
+{markdown_table(context_rows, context.COLUMNS)}
+
+## GPU (bf16, torch.compile, model FLOPs utilisation)
+
+    python -m bench.gpu --json runs/bench/gpu.json      # then: python -m bench.run_all --write-docs --from-saved
+
+Workloads A, B, C and XL (emb 512, 8 heads, 12 blocks, context 1024, batch 32), each path eager with bf16
+autocast and fused AdamW as the trainers run (`minitx.runtime`), then with `torch.compile` for XL and B.
+MFU = tokens/s x (6 N + 12 x blocks x context x emb) / 790 TFLOP/s (H200 dense bf16), N = parameters in matrix
+products (embedding tables left out). Planned to take about 5 minutes; a `--budget-s` guard skips what would
+not fit.
+
+{gpu_section}
+
+## Sampling with and without the key/value cache
+
+Owned by the language-model code: see `bench/sampling.py` (its docstring gives the command and its results).
+
+## Several GPUs or processes
+
+`minitx/distributed.py` wraps `torchrun` data parallelism (`setup`, `wrap`, `sync_context`, `rank_generator`,
+`unwrap`, `average`, `teardown`; its docstring shows the training loop). `tests/test_distributed.py` checks on
+2 CPU processes (gloo) that a step over a global batch split across ranks equals one process's step over the
+whole batch, and that gradient accumulation all-reduces on the last micro-step only.
+"""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--write-docs", action="store_true", help="rewrite the performance page and its plot")
+    parser.add_argument("--from-saved", action="store_true", help="render from saved rows, measure nothing")
+    parser.add_argument("--results", type=Path, default=ROOT / "runs" / "bench",
+                        help="where rows are saved and read (default: runs/bench)")
+    parser.add_argument("--docs", type=Path, default=ROOT / "docs" / "performance.md",
+                        help="the page to write (default: docs/performance.md)")
+    parser.add_argument("--image", type=Path, default=ROOT / "docs" / "img" / "context_scaling.png",
+                        help="the plot to write (default: docs/img/context_scaling.png)")
+    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default: 2)")
+    parser.add_argument("--repeats", type=int, default=5, help="throughput rounds per workload (default: 5)")
+    parser.add_argument("--context-repeats", type=int, default=3, help="rounds per context (default: 3)")
+    parser.add_argument("--tiny", action="store_true", help="tiny sizes: a smoke run, not a measurement")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    args.results.mkdir(parents=True, exist_ok=True)
+    if not args.from_saved:
+        measure_all(args)
+    if args.write_docs or args.from_saved:
+        args.docs.parent.mkdir(parents=True, exist_ok=True)
+        args.docs.write_text(render(args.results, args.image, args.docs))
+        print(f"wrote {args.docs} and {args.image}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,118 @@
+"""Smoke tests of the benchmark scripts: each entry point runs at tiny sizes and gives well-formed rows."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from bench import common, context, gpu, run_all, throughput
+
+TINY_ARGS = ["--tiny", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """Run the throughput and context entry points once at tiny sizes, saving rows as run_all would."""
+    results = tmp_path_factory.mktemp("bench")
+    rows = throughput.main([*TINY_ARGS, "--repeats", "2", "--warmup", "0", "--json", str(results / "throughput.json")])
+    context_rows = context.main([*TINY_ARGS, "--contexts", "8", "16", "--tokens", "32", "--repeats", "1",
+                                 "--no-memory", "--json", str(results / "context.json")])
+    return results, rows, context_rows
+
+
+@pytest.mark.parametrize("name", list(common.WORKLOADS))
+def test_copied_weights_compute_the_same_function(name):
+    workload = common.tiny(common.WORKLOADS[name])
+    differences = common.max_output_difference(workload)
+    assert set(differences) == {"sdpa", "torch"}
+    assert all(difference < 1e-5 for difference in differences.values()), differences
+    # the check can fail: a torch copy of different weights is far off
+    inputs, _ = common.make_batch(workload, torch.device("cpu"))
+    other = common.TorchEncoderModel(common.minitx_model(workload, "scratch", seed=1))
+    reference = common.build(workload, "scratch", torch.device("cpu"))
+    assert (other(*inputs) - reference(*inputs)).abs().max() > 1e-3
+
+
+def test_throughput_rows_are_well_formed(saved):
+    results, rows, _ = saved
+    assert [(r["workload"], r["contender"]) for r in rows] == [
+        (w, c) for w in common.WORKLOADS for c in common.CONTENDERS]
+    for row in rows:
+        assert 0 < row["tokens_per_s_min"] <= row["tokens_per_s_median"] <= row["tokens_per_s_max"]
+        assert row["vs_torch"] > 0 and (row["contender"] != "torch" or row["vs_torch"] == 1.0)
+        assert row["max_abs_diff"] < 1e-5
+        assert row["peak_mib"] > 0
+    assert json.loads((results / "throughput.json").read_text()) == rows
+
+
+def test_peak_memory_holds_the_parameters_and_grows_with_the_scores():
+    def peak(length: int) -> tuple[float, float]:
+        workload = common.tiny(common.WORKLOADS["B"]).scaled(length=length)
+        step = common.TrainStep(common.build(workload, "scratch", torch.device("cpu")), workload, torch.device("cpu"))
+        parameters = sum(p.numel() * p.element_size() for p in step.model.parameters()) / 2**20
+        return common.peak_memory_mib(step, torch.device("cpu")), parameters
+
+    short, parameters = peak(8)
+    long, _ = peak(128)
+    assert short >= 2 * parameters      # parameters + gradients at least (AdamW's state comes on the first step)
+    assert long > short
+
+
+def test_interleaved_rounds_alternate_their_order():
+    calls: list[str] = []
+    steps = {name: (lambda name=name: calls.append(name)) for name in "abc"}
+    times = common.interleaved_times(steps, repeats=3, warmup=1)
+    assert calls == list("abc" "abc" "cba" "abc")
+    assert all(len(seconds) == 3 and min(seconds) >= 0 for seconds in times.values())
+
+
+def test_context_rows_and_plot(saved, tmp_path):
+    _, _, rows = saved
+    assert [(r["context"], r["batch"], r["contender"]) for r in rows] == [
+        (t, 32 // t, c) for t in (8, 16) for c in common.CONTENDERS]
+    assert all(0 < r["us_per_token_min"] <= r["us_per_token_median"] <= r["us_per_token_max"] for r in rows)
+    context.plot(rows, tmp_path / "plot.png")
+    assert (tmp_path / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_gpu_dry_run_rows_and_flop_count(tmp_path):
+    rows = gpu.main(["--dry-run", "--workloads", "B", "XL", "--json", str(tmp_path / "gpu.json")])
+    assert [(r["workload"], r["contender"], r["compiled"]) for r in rows] == [
+        (w, c, False) for w in ("B", "XL") for c in common.CONTENDERS]
+    assert all(r["tokens_per_s_median"] > 0 and 0 < r["mfu"] < 1 for r in rows)
+
+    # FLOPs per token from the architecture by hand: per block q, k, v, o (e x e + e each), feed-forward
+    # (e x 4e + 4e, 4e x e + e), two layer norms (2e each); then the final norm and the head (e x vocab + vocab)
+    w = common.tiny(gpu.GPU_WORKLOADS["XL"])
+    e = w.emb
+    per_block = 4 * (e * e + e) + (e * 4 * e + 4 * e) + (4 * e * e + e) + 2 * 2 * e
+    n = w.depth * per_block + 2 * e + (e * w.vocab + w.vocab)
+    model = common.build(w, "sdpa", torch.device("cpu"))
+    assert gpu.flops_per_token(model, w) == 6 * n + 12 * w.depth * w.length * e
+
+
+def test_gpu_script_refuses_to_run_without_a_gpu():
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(SystemExit, match="CUDA"):
+        gpu.main([])
+
+
+def test_run_all_renders_the_page_from_saved_rows(saved, tmp_path):
+    results, rows, _ = saved
+    docs, image = tmp_path / "docs" / "performance.md", tmp_path / "docs" / "img" / "context.png"
+    assert run_all.main(["--from-saved", "--results", str(results), "--docs", str(docs), "--image", str(image)]) == 0
+    page = docs.read_text()
+    assert "python -m bench.run_all --write-docs" in page
+    assert "GPU figures are pending" in page
+    assert "](img/context.png)" in page and image.exists()
+    scratch_b = next(r for r in rows if r["workload"] == "B" and r["contender"] == "scratch")
+    met = "yes" if scratch_b["vs_torch"] >= 0.8 else "**no**"
+    assert f"| scratch throughput on B >= 0.8x nn.TransformerEncoder | {scratch_b['vs_torch']:.2f}x | {met} |" in page
+    assert not math.isnan(scratch_b["peak_mib"])
+
+
+def test_run_all_without_saved_rows_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no saved rows"):
+        run_all.main(["--from-saved", "--results", str(tmp_path), "--docs", str(tmp_path / "p.md")])
