@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from bench import common, context, gpu, run_all, throughput
+from bench import common, context, gpu, profile_step, run_all, throughput
 
 TINY_ARGS = ["--tiny", "--threads", "1"]
 
@@ -116,3 +116,10 @@ def test_run_all_renders_the_page_from_saved_rows(saved, tmp_path):
 def test_run_all_without_saved_rows_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no saved rows"):
         run_all.main(["--from-saved", "--results", str(tmp_path), "--docs", str(tmp_path / "p.md")])
+
+
+def test_profile_step_lists_the_attention_operators():
+    scratch = profile_step.main(["--tiny", "--workload", "B", "--contender", "scratch", "--rows", "100"])
+    fused = profile_step.main(["--tiny", "--workload", "B", "--contender", "sdpa", "--rows", "100"])
+    assert "aten::_softmax" in scratch and "scaled_dot_product" not in scratch
+    assert "scaled_dot_product" in fused
