@@ -79,12 +79,17 @@ class LMTrainSettings:
 @dataclass
 class Schedule:
     """Learning-rate multiplier: linear warmup over ``warmup`` steps, times a cosine from 1 down to
-    ``final_fraction`` over the run's progress (by steps, or by the clock when ``time_limit_s`` is set)."""
+    ``final_fraction`` over the run's progress (by steps, or by the clock when ``time_limit_s`` is set).
+
+    On the clock, warmup also ends once ``warmup_time_fraction`` of the time is spent: on a slow or busy
+    machine a fixed number of warmup steps could otherwise eat most of the budget.
+    """
 
     warmup: int
     steps: int
     time_limit_s: float | None = None
     final_fraction: float = 0.05
+    warmup_time_fraction: float = 0.05
 
     def progress(self, step: int, elapsed_s: float) -> float:
         by_steps = step / self.steps
@@ -93,6 +98,8 @@ class Schedule:
 
     def factor(self, step: int, elapsed_s: float) -> float:
         warm = min(1.0, (step + 1) / self.warmup) if self.warmup else 1.0
+        if self.time_limit_s is not None:
+            warm = max(warm, min(1.0, elapsed_s / (self.warmup_time_fraction * self.time_limit_s)))
         cosine = 0.5 * (1 + math.cos(math.pi * self.progress(step, elapsed_s)))
         return warm * (self.final_fraction + (1 - self.final_fraction) * cosine)
 
@@ -103,6 +110,7 @@ class TrainResult:
     log: RunLog
     step: int
     summary: dict = field(default_factory=dict)
+    samples: list = field(default_factory=list)   # [step, validation bits, text] at each sampling point
 
 
 def lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -285,7 +293,7 @@ def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: L
     if is_main:
         write_run_files(summary)
     log.close()
-    return TrainResult(model, log, step, summary)
+    return TrainResult(model, log, step, summary, samples)
 
 
 def load_lm_data(data: str, *, final: bool = False) -> tuple[tuple[torch.Tensor, torch.Tensor],

@@ -41,6 +41,8 @@ def test_schedule_warms_up_then_decays_by_steps_or_by_clock():
     assert schedule.factor(100, 0) == pytest.approx(0.1)
     timed = Schedule(warmup=10, steps=10**9, time_limit_s=60, final_fraction=0.1)
     assert timed.progress(20, 30) == pytest.approx(0.5) and timed.factor(20, 60) == pytest.approx(0.1)
+    # on the clock, warmup ends after 5% of the time even if fewer than `warmup` steps were taken
+    assert timed.factor(2, 0) == pytest.approx(0.3, rel=1e-3) and timed.factor(2, 3) == pytest.approx(1, rel=1e-2)
 
 
 def test_a_run_writes_metrics_plots_and_a_checkpoint(tmp_path):

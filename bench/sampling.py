@@ -1,0 +1,61 @@
+"""Sampling speed: the key/value cache against re-running the full forward pass for every new character.
+
+    python -m bench.sampling --threads 2 --repeats 5
+
+Two cases on the default character model (emb 128, 4 heads, 4 blocks, context 256): 200 new characters after
+a 16-character seed (the sequence fits the context: the cache does one position per character), and 600 new
+characters (past the context: both paths run full windows of 256 after the first 240). The two contenders run
+in interleaved rounds (`bench.common.interleaved_times`) and their greedy outputs are checked to be identical.
+"""
+
+import argparse
+import json
+import statistics
+
+import torch
+
+from minitx import LMConfig
+from minitx.nn import LM
+from minitx.sample import sample
+
+from .common import interleaved_times, spread
+
+
+def measure(length: int, repeats: int, batch: int = 1) -> dict:
+    model = LM(LMConfig(vocab=31, backend="sdpa"), torch.Generator().manual_seed(0)).eval()
+    seed = torch.randint(4, 31, (batch, 16), generator=torch.Generator().manual_seed(1))
+    cached = sample(model, seed, length, temperature=0)
+    rerun = sample(model, seed, length, temperature=0, use_cache=False)
+    if not torch.equal(cached, rerun):
+        raise AssertionError("cached and re-run greedy samples differ")
+    times = interleaved_times({
+        "cache": lambda: sample(model, seed, length, temperature=0),
+        "rerun": lambda: sample(model, seed, length, temperature=0, use_cache=False),
+    }, repeats)
+    ratios = [r / c for c, r in zip(times["cache"], times["rerun"], strict=True)]
+    return {"new_characters": length, "batch": batch, "cache_s": spread(times["cache"]),
+            "rerun_s": spread(times["rerun"]), "speedup_median": statistics.median(ratios),
+            "speedup_min": min(ratios), "identical_greedy_output": True}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds")
+    parser.add_argument("--lengths", type=int, nargs="+", default=[200, 600], help="new characters per sample")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--json", default=None, help="also write the rows to this file")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rows = [measure(length, args.repeats) for length in args.lengths]
+    for row in rows:
+        print(f"{row['new_characters']} new characters: cache {row['cache_s']['median']:.2f} s, "
+              f"re-run {row['rerun_s']['median']:.2f} s (medians), speed-up {row['speedup_median']:.1f}x "
+              f"(min {row['speedup_min']:.1f}x), identical greedy output")
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(rows, handle, indent=2)
+
+
+if __name__ == "__main__":
+    main()
