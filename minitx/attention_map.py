@@ -1,0 +1,139 @@
+"""Which words does a trained classifier look at? Attention weights, recomputed, drawn as heat maps.
+
+The library's attention core returns outputs, not weights, so `attention_weights` replays the classifier
+layer by layer: before each attention layer it recomputes softmax(q kᵀ · scale) from the trained parameters
+(with `mf.split_heads` and `mf.linear`, exactly as `mf.self_attention` forms q and k), then runs the layer
+itself to get the next layer's input.
+
+    python -m minitx.attention_map runs/q08-xor-pos/model.pt --out runs/q08-xor-pos/attention.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import torch
+
+from . import functional as mf
+from .classify import load_checkpoint, load_dataset
+from .config import ClassifierConfig
+from .data import pad_batch
+
+
+def _softmax_weights(q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor | None, scale: float) -> torch.Tensor:
+    """softmax(q kᵀ · scale) over the keys; q, k (b, h, t, s), mask (b, t) -> weights (b, h, t, t)."""
+    scores = (q @ k.transpose(-2, -1)) * scale                        # (b, h, t, t)
+    if mask is not None:
+        scores = scores.masked_fill(~mask[:, None, None, :], float("-inf"))
+    return torch.softmax(scores, dim=-1)
+
+
+def _projected_weights(layer: mf.Params, x: torch.Tensor, heads: int, mask: torch.Tensor | None) -> torch.Tensor:
+    q = mf.split_heads(mf.linear(layer["q"], x), heads)              # (b, h, t, s)
+    k = mf.split_heads(mf.linear(layer["k"], x), heads)              # (b, h, t, s)
+    return _softmax_weights(q, k, mask, 1 / math.sqrt(q.shape[-1]))
+
+
+@torch.no_grad()
+def attention_weights(params: mf.Params, tokens: torch.Tensor, config: ClassifierConfig,
+                      mask: torch.Tensor | None = None) -> list[torch.Tensor]:
+    """One (batch, heads, time, time) tensor per attention layer: row i is what position i attends to.
+
+    Simple attention has one "head". Works for every attention kind of `mf.classifier` (eval mode).
+    """
+    if config.attention == "none":
+        raise ValueError("the baseline model has no attention to draw; train --model simple, full or transformer")
+    x = mf.embedding(params["tokens"], tokens)                                   # (b, t, e)
+    if config.positions:
+        x = x + mf.position_embedding(params["positions"], tokens.shape[1])      # (t, e) broadcasts over b
+    weights = []
+    if config.blocks:
+        for block in params["blocks"]:
+            h = x if config.norm == "post" else mf.layer_norm(block["ln1"], x)  # what the attention sees
+            weights.append(_projected_weights(block["attn"], h, config.heads, mask))
+            x = mf.transformer_block(block, x, config.heads, mask=mask, norm=config.norm)
+    elif config.attention == "full":
+        for layer in params["attention"]:
+            weights.append(_projected_weights(layer, x, config.heads, mask))
+            x = mf.self_attention(layer, x, config.heads, mask=mask)
+    else:
+        for _ in range(config.depth):
+            weights.append(_softmax_weights(x[:, None], x[:, None], mask, 1.0))  # unscaled, one head
+            x = mf.simple_self_attention(x, mask)
+    return weights
+
+
+def plot_attention(weights: torch.Tensor, words: list[list[str]], path: str | Path, titles: list[str]) -> Path:
+    """Heat maps of one layer's weights (n, heads, t, t): a row per instance, a column per head."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n, heads = weights.shape[:2]
+    fig, axes = plt.subplots(n, heads, figsize=(2.6 * heads + 0.6, 2.4 * n + 0.4), squeeze=False)
+    for i in range(n):
+        length = len(words[i])
+        for h in range(heads):
+            ax = axes[i][h]
+            image = ax.imshow(weights[i, h, :length, :length].numpy(), vmin=0, vmax=1, cmap="viridis")
+            ax.set_xticks(range(length), words[i], rotation=60, fontsize=7)
+            ax.set_yticks(range(length), words[i], fontsize=7)
+            ax.set_title(f"{titles[i]}, head {h + 1}" if heads > 1 else titles[i], fontsize=8)
+    fig.supxlabel("attended word (key)", fontsize=8)
+    fig.supylabel("attending position (query)", fontsize=8)
+    fig.colorbar(image, ax=axes, shrink=0.6, label="attention weight")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def draw(checkpoint: str | Path, out: str | Path, count: int = 4, layer: int = -1) -> Path:
+    """Heat maps for ``count`` validation instances of the checkpoint's dataset (synth or XOR), one per label
+    pattern where possible, with the true label and the model's prediction in each title."""
+    model, name = load_checkpoint(checkpoint)
+    if name not in ("synth", "xor"):
+        raise ValueError(f"attention maps are drawn for synth or xor models, this checkpoint was trained on {name!r}")
+    data = load_dataset(name, ntrain=10, nval=200)
+    x, y = data.val
+    chosen, seen = [], set()
+    for i, seq in enumerate(x):                       # distinct word patterns first, so each picture differs
+        key = tuple(seq[-2:])
+        if key not in seen:
+            seen.add(key)
+            chosen.append(i)
+        if len(chosen) == count:
+            break
+    tokens, mask = pad_batch([x[i] for i in chosen], data.pad_idx)
+    with torch.no_grad():
+        predicted = model(tokens, mask).argmax(dim=-1).tolist()
+    weights = attention_weights(model.tree(), tokens, model.config, mask)[layer]
+    words = [[data.i2w[w] for w in x[i]] for i in chosen]
+    titles = [f"label {y[i]}, predicted {p}" for i, p in zip(chosen, predicted, strict=True)]
+    return plot_attention(weights, words, out, titles)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m minitx.attention_map", description=__doc__,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("checkpoint", help="model.pt written by `python -m minitx classify ... --out DIR`")
+    parser.add_argument("--out", default=None, help="PNG path (default: attention.png beside the checkpoint)")
+    parser.add_argument("--count", type=int, default=4, help="instances to draw")
+    parser.add_argument("--layer", type=int, default=-1, help="which attention layer (-1: the last)")
+    args = parser.parse_args(argv)
+    out = args.out or Path(args.checkpoint).with_name("attention.png")
+    try:
+        print(draw(args.checkpoint, out, args.count, args.layer))
+    except (FileNotFoundError, ValueError) as error:
+        print(f"attention_map: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

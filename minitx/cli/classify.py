@@ -1,0 +1,113 @@
+"""``python -m minitx classify``: train a sequence classifier (questions 2-9) and write a run folder.
+
+Example: ``python -m minitx classify --data xor --model simple --pool select --pos --emb 16 --lr 1e-2
+--epochs 3 --out runs/xor-pos``. With ``--out`` the folder gets ``metrics.json``, ``curves.png``, TensorBoard
+events and ``model.pt`` (for ``python -m minitx.attention_map``).
+"""
+
+import argparse
+import json
+
+import torch
+
+from ..classify import (
+    DATASETS,
+    MODELS,
+    TrainSettings,
+    load_dataset,
+    model_config,
+    save_checkpoint,
+    train_classifier,
+)
+from ..tracking import RunLog
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags shared by ``classify`` and ``tune``: which data, which model."""
+    parser.add_argument("--data", choices=DATASETS, default="imdb", help="dataset")
+    parser.add_argument("--path", default=None,
+                        help="local IMDb file (imdb.word.pkl.gz); without it the course's URL is downloaded")
+    parser.add_argument("--final", action="store_true",
+                        help="IMDb: train on all 25k training reviews and report the test set instead of "
+                             "a 5000-review validation split")
+    parser.add_argument("--vocab", type=int, default=None, help="IMDb: keep only the N most frequent words")
+    parser.add_argument("--start-token", action="store_true",
+                        help="put .start in front of every sequence (a summary position for --pool select)")
+    parser.add_argument("--model", choices=tuple(MODELS), default="baseline",
+                        help="baseline: embedding-pool-linear; simple: + parameter-free self-attention; "
+                             "full: + multi-head self-attention layers; transformer: + transformer blocks")
+    parser.add_argument("--pool", choices=("mean", "max", "select"), default="mean",
+                        help="global pool over time (select = first position)")
+    parser.add_argument("--pos", action="store_true", help="add learned position embeddings")
+    parser.add_argument("--depth", type=int, default=None,
+                        help="attention layers or blocks (default: 1 layer, 3 transformer blocks)")
+    parser.add_argument("--heads", type=int, default=4, help="attention heads (full, transformer)")
+    parser.add_argument("--emb", type=int, default=300, help="embedding size")
+    parser.add_argument("--dropout", type=float, default=0.0, help="dropout rate (transformer blocks, embeddings)")
+    parser.add_argument("--norm", choices=("post", "pre"), default="post", help="transformer block layer-norm place")
+    parser.add_argument("--backend", choices=("scratch", "sdpa"), default="scratch",
+                        help="attention kernel: minitx's own, or PyTorch's fused scaled_dot_product_attention")
+    parser.add_argument("--max-len", type=int, default=256, help="cut sequences to their first N tokens (0: no cut)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+
+
+def add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--epochs", type=int, default=5, help="passes over the training data")
+    parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (AdamW)")
+    parser.add_argument("--batch", type=int, default=64, help="instances per batch (ignored with --tokens)")
+    parser.add_argument("--tokens", type=int, default=0,
+                        help="token budget per batch: length-sorted batches of at most N padded tokens (0: off)")
+    parser.add_argument("--warmup", type=int, default=0, help="linear learning-rate warmup steps")
+    parser.add_argument("--decay", action="store_true", help="cosine learning-rate decay to 10%% by the last step")
+    parser.add_argument("--clip", type=float, default=0.0, help="clip the gradient norm to this value (0: off)")
+    parser.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay (matrices only)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for initialisation and batch order")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("classify", help="train a sequence classifier (IMDb, IMDb-synth, XOR)",
+                                   description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_model_arguments(parser)
+    add_training_arguments(parser)
+    parser.add_argument("--out", default=None, help="run folder for metrics.json, curves.png and model.pt")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def build(args: argparse.Namespace):
+    """``(dataset, model config, train settings)`` from parsed flags; also used by ``tune``."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    max_len = args.max_len or None
+    data = load_dataset(args.data, path=args.path, final=args.final, vocab=args.vocab,
+                        start_token=args.start_token)
+    config = model_config(args.model, vocab=len(data.i2w), classes=data.classes, emb=args.emb, pool=args.pool,
+                          positions=args.pos, depth=args.depth, heads=args.heads, dropout=args.dropout,
+                          max_len=min(max_len or data.longest, data.longest), norm=args.norm,
+                          backend=args.backend)
+    settings = TrainSettings(epochs=args.epochs, lr=args.lr, batch=args.batch, tokens=args.tokens, max_len=max_len,
+                             warmup=args.warmup, decay=args.decay, clip=args.clip, weight_decay=args.weight_decay,
+                             seed=args.seed, device=args.device, compile=args.compile,
+                             progress=not getattr(args, "quiet", False))
+    settings.validate()
+    return data, config, settings
+
+
+def run(args: argparse.Namespace) -> int:
+    data, config, settings = build(args)
+    log = RunLog(args.out, {"data": args.data, "model": args.model, "final": args.final, "vocab": args.vocab,
+                            "start_token": args.start_token, "classifier": config.to_dict(),
+                            "training": settings.to_dict()})
+    result = train_classifier(config, data, settings, log=log)
+    summary = result.summary()
+    log.write_metrics(summary)
+    log.plot({"loss": ["train/loss", "val/loss"], "validation accuracy": ["val/accuracy"]},
+             hlines={"validation accuracy": (0.5, "chance")})
+    log.close()
+    if args.out:
+        save_checkpoint(f"{args.out}/model.pt", result.model, args.data)
+    print(json.dumps({"data": args.data, "model": args.model, "pool": args.pool,
+                      "final_val_accuracy": round(result.accuracy, 4), "epochs": settings.epochs,
+                      "train_time_s": summary["train_time_s"], "out": args.out}))
+    return 0

@@ -1,0 +1,48 @@
+"""``python -m minitx tune``: optuna search over learning rate, batch size and embedding size.
+
+Example: ``python -m minitx tune --data synth --model simple --pool select --trials 30 --epochs 5
+--out runs/tune-synth``. The other flags are those of ``classify`` and stay fixed during the search.
+Writes ``tune.json`` (every trial and the best) to ``--out`` and prints the best settings.
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+from ..tracking import write_json_atomic
+from ..tune import SEARCH_SPACE, tune
+from .classify import add_model_arguments, add_training_arguments, build
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("tune", help="optuna search of lr, batch and emb for a classifier",
+                                   description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_model_arguments(parser)
+    add_training_arguments(parser)
+    parser.add_argument("--trials", type=int, default=20, help="number of trials")
+    parser.add_argument("--timeout", type=float, default=None, help="stop starting trials after this many seconds")
+    parser.add_argument("--search", default=",".join(SEARCH_SPACE),
+                        help=f"comma-separated names to search, from {sorted(SEARCH_SPACE)}")
+    parser.add_argument("--out", default=None, help="folder for tune.json")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    names = [name.strip() for name in args.search.split(",") if name.strip()]
+    unknown = set(names) - set(SEARCH_SPACE)
+    if unknown or not names:
+        raise ValueError(f"--search takes names from {sorted(SEARCH_SPACE)}, got {args.search!r}")
+    if args.trials < 1:
+        raise ValueError(f"--trials must be positive, got {args.trials}")
+    data, config, settings = build(args)
+    study = tune(config, data, settings, trials=args.trials, timeout=args.timeout,
+                 space={name: SEARCH_SPACE[name] for name in names}, seed=args.seed)
+    trials = [{"number": t.number, "state": t.state.name, "value": t.value, "params": t.params}
+              for t in study.trials]
+    best = {"best_value": study.best_value, "best_params": study.best_params}
+    if args.out:
+        write_json_atomic(Path(args.out) / "tune.json", {"data": args.data, "model": args.model, "pool": args.pool,
+                                                         "positions": args.pos, "epochs": args.epochs, **best,
+                                                         "trials": trials})
+    print(json.dumps(best))
+    return 0
