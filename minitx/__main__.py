@@ -19,15 +19,9 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="minitx", description="minitx: train and inspect small transformers.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    modules = {}
-    for name, module_name in COMMANDS.items():
-        try:
-            modules[name] = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            if error.name != module_name:  # a real missing dependency inside the command: say so
-                raise
-            continue  # command not built in this version
-        modules[name].add_parser(subparsers)
+    modules = {name: importlib.import_module(module_name) for name, module_name in COMMANDS.items()}
+    for module in modules.values():
+        module.add_parser(subparsers)
     args = parser.parse_args(argv)
     try:
         return modules[args.command].run(args) or 0
