@@ -34,7 +34,7 @@ COLUMNS = {"context": "context", "batch": "batch", "contender": "path", "us_per_
 
 
 def measure(contexts: tuple[int, ...] = DEFAULT_CONTEXTS, tokens: int = 2048,
-            contenders: tuple[str, ...] = CONTENDERS, *, repeats: int = 3, warmup: int = 1,
+            contenders: tuple[str, ...] = CONTENDERS, *, repeats: int = 5, warmup: int = 1,
             memory: bool = True, base: str = "B", emb: int | None = None) -> list[dict]:
     """One row per (context, contender): microseconds per token (median/min/max) and peak MiB."""
     device = torch.device("cpu")
@@ -55,22 +55,31 @@ def measure(contexts: tuple[int, ...] = DEFAULT_CONTEXTS, tokens: int = 2048,
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    """Two small log-log panels, time per token and peak memory against context, one line per path."""
+    """Two small log-log panels, time per token (median, shaded min to max) and peak memory against context,
+    one line per path."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
     figure, (time_axis, memory_axis) = plt.subplots(1, 2, figsize=(8, 3))
     for name in dict.fromkeys(row["contender"] for row in rows):
         mine = [row for row in rows if row["contender"] == name]
         contexts = [row["context"] for row in mine]
-        time_axis.plot(contexts, [row["us_per_token_median"] for row in mine], marker="o", label=name)
+        line, = time_axis.plot(contexts, [row["us_per_token_median"] for row in mine], marker="o", label=name)
+        time_axis.fill_between(contexts, [row["us_per_token_min"] for row in mine],       # the spread over rounds
+                               [row["us_per_token_max"] for row in mine], color=line.get_color(), alpha=0.15)
         memory_axis.plot(contexts, [row["peak_mib"] for row in mine], marker="o", label=name)
+    all_contexts = sorted({row["context"] for row in rows})
     for axis, label in ((time_axis, "µs per token (median)"), (memory_axis, "peak MiB per step")):
         axis.set_xscale("log", base=2)
+        axis.set_xticks(all_contexts, [str(c) for c in all_contexts])
         if any(line.get_ydata().size and np.isfinite(line.get_ydata()).any() for line in axis.get_lines()):
             axis.set_yscale("log")
+            axis.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            axis.yaxis.set_major_formatter(ScalarFormatter())
+            axis.yaxis.set_minor_formatter(NullFormatter())
         else:                                      # e.g. memory skipped with --no-memory
             axis.text(0.5, 0.5, "not measured", transform=axis.transAxes, ha="center")
         axis.set_xlabel("context length (tokens per step fixed)")
@@ -90,7 +99,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tokens", type=int, default=2048, help="tokens per step, batch x context (default: 2048)")
     parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=list(CONTENDERS),
                         help="which attention paths (default: all)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed rounds per context (default: 3)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed rounds per context (default: 5)")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default: 2)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory step")
     parser.add_argument("--tiny", action="store_true", help="a 1-block emb-16 model: a few-second smoke run")

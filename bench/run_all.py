@@ -1,6 +1,6 @@
 """Run every CPU benchmark and regenerate docs/performance.md (tables, targets, the context-scaling plot).
 
-    python -m bench.run_all --write-docs                  # measure (about 15 minutes on a shared 2-core box)
+    python -m bench.run_all --write-docs                  # measure (about 20 minutes on a busy 2-core box)
     python -m bench.run_all --write-docs --from-saved     # re-render the page from runs/bench/*.json
 
 Rows are saved as JSON under ``--results`` (runs/bench/), so the page can be re-rendered without measuring;
@@ -152,6 +152,17 @@ allocator's caching and fragmentation and the process's RSS noise.
 
 {targets_table(rows)}
 
+### Where the scratch path loses
+
+    python -m bench.profile_step --workload B --contender scratch --batch 8
+    python -m bench.profile_step --workload B --contender sdpa --batch 8
+
+list the operators that take the time. Per block, the scratch path runs two batched matmuls forward and three
+backward over the (batch, heads, context, context) scores, a softmax forward and backward over them, and
+copies from reshaping the transposed heads, where the fused kernel does one pass each way. Its memory gap is
+the softmax output that autograd keeps for the backward pass: batch x heads x context² x 4 bytes per block
+(32 MiB a block on workload B, 128 MiB over its 4 blocks: the difference in the table above).
+
 ## Context length: time and memory per path (CPU)
 
     python -m bench.context --repeats {meta.get('context_repeats', '?')} --threads {meta.get('threads', '?')} \\
@@ -204,7 +215,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="the plot to write (default: docs/img/context_scaling.png)")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default: 2)")
     parser.add_argument("--repeats", type=int, default=5, help="throughput rounds per workload (default: 5)")
-    parser.add_argument("--context-repeats", type=int, default=3, help="rounds per context (default: 3)")
+    parser.add_argument("--context-repeats", type=int, default=5, help="rounds per context (default: 5)")
     parser.add_argument("--tiny", action="store_true", help="tiny sizes: a smoke run, not a measurement")
     return parser.parse_args(argv)
 
