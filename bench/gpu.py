@@ -67,19 +67,31 @@ def measure(workloads: list[Workload], compile_names: set[str], *, device: torch
         if time.perf_counter() - start > budget_s:
             rows += [{**base, "contender": name, "note": "skipped: time budget"} for name in CONTENDERS]
             continue
-        models = {name: build(workload, name, device) for name in CONTENDERS}
-        steps = {name: TrainStep(maybe_compile(model, compiled), workload, device, amp=amp)
-                 for name, model in models.items()}
-        times = interleaved_times(steps, repeats, warmup, synchronizer(device))
-        for name, model in models.items():
-            rate = spread([workload.tokens_per_step / seconds for seconds in times[name]])
-            rows.append({**base, "contender": name, **{f"tokens_per_s_{key}": v for key, v in rate.items()},
-                         "mfu": rate["median"] * flops_per_token(model, workload) / peak_flops,
-                         "peak_mib": peak_memory_mib(steps[name], device), "note": ""})
-        del models, steps                       # free this workload's memory before the next one
+        try:
+            rows += _measure_one(workload, compiled, device=device, amp=amp, repeats=repeats, warmup=warmup,
+                                 peak_flops=peak_flops)
+        except Exception as error:              # one prepared run: an OOM or a compile failure must not lose the rest
+            note = f"failed: {type(error).__name__}: {str(error).splitlines()[0][:100] if str(error) else ''}"
+            rows += [{**base, "contender": name, "note": note} for name in CONTENDERS]
         if device.type == "cuda":
-            torch.cuda.empty_cache()
+            torch.cuda.empty_cache()            # free this workload's memory before the next one
         print(markdown_table(rows[-len(CONTENDERS):], COLUMNS), flush=True)
+    return rows
+
+
+def _measure_one(workload: Workload, compiled: bool, *, device: torch.device, amp: bool, repeats: int,
+                 warmup: int, peak_flops: float) -> list[dict]:
+    models = {name: build(workload, name, device) for name in CONTENDERS}
+    steps = {name: TrainStep(maybe_compile(model, compiled), workload, device, amp=amp)
+             for name, model in models.items()}
+    times = interleaved_times(steps, repeats, warmup, synchronizer(device))
+    rows = []
+    for name, model in models.items():
+        rate = spread([workload.tokens_per_step / seconds for seconds in times[name]])
+        rows.append({"workload": workload.name, "compiled": compiled, "contender": name,
+                     **{f"tokens_per_s_{key}": value for key, value in rate.items()},
+                     "mfu": rate["median"] * flops_per_token(model, workload) / peak_flops,
+                     "peak_mib": peak_memory_mib(steps[name], device), "note": ""})
     return rows
 
 

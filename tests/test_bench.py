@@ -123,3 +123,20 @@ def test_profile_step_lists_the_attention_operators():
     fused = profile_step.main(["--tiny", "--workload", "B", "--contender", "sdpa", "--rows", "100"])
     assert "aten::_softmax" in scratch and "scaled_dot_product" not in scratch
     assert "scaled_dot_product" in fused
+
+
+def test_gpu_run_survives_a_failing_workload_and_keeps_to_its_budget(monkeypatch):
+    measure_one = gpu._measure_one
+
+    def out_of_memory_on_b(workload, compiled, **kwargs):
+        if workload.name == "B":
+            raise RuntimeError("CUDA out of memory. Tried to allocate...\ndetails")
+        return measure_one(workload, compiled, **kwargs)
+
+    monkeypatch.setattr(gpu, "_measure_one", out_of_memory_on_b)
+    rows = gpu.main(["--dry-run", "--workloads", "B", "C"])
+    assert [r["note"] for r in rows[:3]] == ["failed: RuntimeError: CUDA out of memory. Tried to allocate..."] * 3
+    assert all(r["note"] == "" and r["tokens_per_s_median"] > 0 for r in rows[3:])
+
+    skipped = gpu.main(["--dry-run", "--workloads", "B", "C", "--budget-s", "0"])
+    assert [r["note"] for r in skipped] == ["skipped: time budget"] * 6
