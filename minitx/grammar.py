@@ -23,9 +23,12 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
-from .data import TOY_GRAMMAR, TOY_START, generate_sentence
+from .data import TOY_GRAMMAR, TOY_START, generate_sentence, random_slices
+from .nn import LM
+from .sample import decode, sample
 
 Grammar = Mapping[str, Sequence[Sequence[str]]]
 SENTENCE_END = " . "
@@ -197,3 +200,19 @@ def entropy_floor(grammar: Grammar = TOY_GRAMMAR, start: str = TOY_START, *, sam
 def toy_entropy_floor(samples: int = 1000) -> float:
     """Bits per character no model can beat on the toy stream (about 0.548; 1000 samples take ~15 s)."""
     return entropy_floor(TOY_GRAMMAR, TOY_START, samples=samples)["bits_per_char"]
+
+
+def sampled_acceptance(model: LM, val: torch.Tensor, i2c: list[str], *, samples: int = 256, length: int = 240,
+                       temperature: float = 1.0, seed: int = 0, grammar: Grammar = TOY_GRAMMAR,
+                       start: str = TOY_START) -> dict:
+    """How close a model's samples are to the data (Q14): the fraction of whole sampled sentences the grammar
+    accepts. ``samples`` seeds of 16 characters are sliced from ``val`` and continued by ``length`` characters
+    (16 + 240 fits a context of 256, so every step uses the key/value cache)."""
+    seeds = random_slices(val, samples, 16, torch.Generator().manual_seed(seed))           # (samples, 16)
+    tokens = sample(model, seeds, length, temperature=temperature, generator=torch.Generator().manual_seed(seed + 1))
+    texts = [decode(row, i2c) for row in tokens]
+    checked = [(fraction, n) for fraction, n in map(lambda t: accepted_fraction(t, grammar, start), texts) if n]
+    sentences = sum(n for _, n in checked)
+    accepted = sum(fraction * n for fraction, n in checked)
+    return {"accepted_fraction": accepted / sentences if sentences else math.nan, "sentences_checked": sentences,
+            "temperature": temperature, "examples": texts[:3]}

@@ -68,17 +68,18 @@ def sample(model: LM, seed: torch.Tensor, length: int, *, temperature: float = 1
     tokens = (seed[None] if single else seed).long().to(next(model.parameters()).device)   # (b, t)
     if tokens.shape[1] == 0:
         raise ValueError("the seed is empty: sampling needs at least one token to condition on")
-    context = model.config.context
-    cache = mf.init_cache(model.config) if use_cache else None
+    config, context = model.config, model.config.context
+    params = model.tree()                      # once: the module would rebuild this dict on every call
+    cache = mf.init_cache(config) if use_cache else None
     pending = tokens[:, -context:]              # what the model has not seen yet: the seed, then one token a step
     for _ in range(length):
         if cache is not None and cache.length + pending.shape[1] > context:
             cache = None                        # the window slides: cached keys sit at stale positions
             pending = tokens[:, -context:]
         if cache is None:
-            logits = model(tokens[:, -context:])[:, -1]                           # (b, vocab)
+            logits = mf.lm(params, tokens[:, -context:], config)[:, -1]          # (b, vocab)
         else:
-            logits = model(pending, cache=cache)[:, -1]                           # (b, vocab)
+            logits = mf.lm(params, pending, config, cache=cache)[:, -1]          # (b, vocab)
         new = pick_next(logits, temperature, top_k, generator)                   # (b,)
         tokens = torch.cat([tokens, new[:, None]], dim=1)                         # (b, t + 1)
         pending = new[:, None]

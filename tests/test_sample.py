@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+import minitx.functional as mf
 from minitx import LMConfig
 from minitx.nn import LM
 from minitx.sample import decode, encode, pick_next, sample
@@ -41,11 +42,12 @@ def test_greedy_follows_the_argmax_of_the_full_forward():
             assert out[i] == model(out[None, :i])[0, -1].argmax()
 
 
-def test_each_new_token_costs_one_position_while_the_sequence_fits():
+def test_each_new_token_costs_one_position_while_the_sequence_fits(monkeypatch):
     model = tiny_lm(context=12)
     seen = []
-    original = model.forward
-    model.forward = lambda tokens, cache=None: seen.append(tokens.shape[1]) or original(tokens, cache=cache)
+    original = mf.lm
+    monkeypatch.setattr(mf, "lm", lambda params, tokens, *a, **k: seen.append(tokens.shape[1]) or original(
+        params, tokens, *a, **k))
     sample(model, SEED, 10, temperature=0)
     # the 10 new tokens are predicted from 5 ... 14 tokens: the seed at once, one position a step up to the
     # context (6 ... 12 tokens), then full windows of the last 12 (13 and 14 tokens)
