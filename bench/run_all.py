@@ -68,12 +68,42 @@ def targets_table(rows: list[dict]) -> str:
                       "measured": "n/a" if value is None else f"{value:.2f}x",
                       "met": "n/a" if value is None else "yes" if value >= goal else "**no**"})
     workload, goal = MEMORY_TARGET
-    scratch, sdpa = _row(rows, workload, "scratch"), _row(rows, workload, "sdpa")
-    ratio = None if scratch is None or sdpa is None else scratch["peak_mib"] / sdpa["peak_mib"]
+    ratio = _memory_ratio(rows)
     lines.append({"target": f"scratch peak memory on {workload} <= {goal}x the sdpa path's",
                   "measured": "n/a" if ratio is None else f"{ratio:.2f}x",
                   "met": "n/a" if ratio is None else "yes" if ratio <= goal else "**no**"})
     return markdown_table(lines, {"target": "target", "measured": "measured (median of paired rounds)", "met": "met"})
+
+
+def _memory_ratio(rows: list[dict]) -> float | None:
+    workload = MEMORY_TARGET[0]
+    scratch, sdpa = _row(rows, workload, "scratch"), _row(rows, workload, "sdpa")
+    return None if scratch is None or sdpa is None else scratch["peak_mib"] / sdpa["peak_mib"]
+
+
+def update_history(results: Path, meta: dict, rows: list[dict]) -> list[dict]:
+    """Append this run's ratios to ``history.json`` (once per run; smoke runs are left out) and return all runs:
+    on a shared machine the run-to-run spread says how far to trust one run's ratios."""
+    path = results / "history.json"
+    history = _load(path) or []
+    if meta.get("date") and not meta.get("tiny") and all(run["date"] != meta["date"] for run in history):
+        history.append({"date": meta["date"], "load": meta["load_before"][0],
+                        "vs_torch": {f"{r['contender']} {r['workload']}": r["vs_torch"] for r in rows
+                                     if r["contender"] != "torch"},
+                        "memory_ratio": _memory_ratio(rows)})
+        path.write_text(json.dumps(history, indent=1))
+    return history
+
+
+def history_table(history: list[dict]) -> str:
+    if not history:
+        return "(no full runs recorded yet)"
+    keys = list(history[-1]["vs_torch"])
+    table = [{"date": run["date"], "load": run["load"], **run["vs_torch"], "memory": run["memory_ratio"]}
+             for run in history]
+    columns = {"date": "run", "load": "load before", **{key: f"{key} vs torch" for key in keys},
+               "memory": f"scratch/sdpa peak memory on {MEMORY_TARGET[0]}"}
+    return markdown_table(table, columns)
 
 
 def render(results: Path, image: Path, docs: Path) -> str:
@@ -85,6 +115,7 @@ def render(results: Path, image: Path, docs: Path) -> str:
     if context_rows:
         context.plot(context_rows, image)
     image_link = os.path.relpath(image, docs.parent)
+    history = update_history(results, meta, rows)
     workloads = "\n".join(f"- **{w.name}**, {w.describe()}." for w in WORKLOADS.values())
     gpu_section = (markdown_table(gpu_rows, gpu.COLUMNS) if gpu_rows else
                    "**GPU figures are pending**: no GPU was available where these pages were written. The script "
@@ -151,6 +182,11 @@ allocator's caching and fragmentation and the process's RSS noise.
 ### Targets of issue 6
 
 {targets_table(rows)}
+
+Every full run rendered from `runs/bench/` so far (the same command, at different times of a busy day); the
+spread between runs is the honest error bar of a single run's ratios:
+
+{history_table(history)}
 
 ### Where the scratch path loses
 

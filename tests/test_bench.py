@@ -107,7 +107,7 @@ def test_run_all_renders_the_page_from_saved_rows(saved, tmp_path):
     assert "python -m bench.run_all --write-docs" in page
     assert "GPU figures are pending" in page
     assert "](img/context.png)" in page and image.exists()
-    scratch_b = next(r for r in rows if r["workload"] == "B" and r["contender"] == "scratch")
+    scratch_b = _scratch_b(rows)
     met = "yes" if scratch_b["vs_torch"] >= 0.8 else "**no**"
     assert f"| scratch throughput on B >= 0.8x nn.TransformerEncoder | {scratch_b['vs_torch']:.2f}x | {met} |" in page
     assert not math.isnan(scratch_b["peak_mib"])
@@ -140,3 +140,19 @@ def test_gpu_run_survives_a_failing_workload_and_keeps_to_its_budget(monkeypatch
 
     skipped = gpu.main(["--dry-run", "--workloads", "B", "C", "--budget-s", "0"])
     assert [r["note"] for r in skipped] == ["skipped: time budget"] * 6
+
+
+def test_history_records_each_full_run_once(saved, tmp_path):
+    _, rows, _ = saved
+    meta = {"date": "2026-01-01 10:00 UTC", "load_before": [3.0, 2.0, 1.0]}
+    run_all.update_history(tmp_path, meta, rows)
+    history = run_all.update_history(tmp_path, meta, rows)                  # the same run rendered again
+    assert len(history) == 1 and history[0]["vs_torch"]["scratch B"] == _scratch_b(rows)["vs_torch"]
+    history = run_all.update_history(tmp_path, {**meta, "date": "2026-01-01 11:00 UTC"}, rows)
+    assert [run["date"] for run in history] == ["2026-01-01 10:00 UTC", "2026-01-01 11:00 UTC"]
+    assert len(run_all.update_history(tmp_path, {**meta, "date": "later", "tiny": True}, rows)) == 2
+    assert "| 2026-01-01 11:00 UTC | 3 |" in run_all.history_table(history)
+
+
+def _scratch_b(rows: list[dict]) -> dict:
+    return next(r for r in rows if r["workload"] == "B" and r["contender"] == "scratch")
