@@ -128,3 +128,21 @@ def test_resume_without_a_checkpoint_and_bad_settings_are_clear_errors(tmp_path)
 def test_gradient_accumulation_trains(tmp_path):
     result = run(accumulate=2, steps=2, eval_every=2, sample_every=2, final_eval="none")
     assert result.step == 2 and math.isfinite(result.log.last("train/bits"))
+
+
+def test_the_lm_command_on_a_local_file_then_sample_from_it(tmp_path, capsys):
+    from minitx.__main__ import main
+
+    text = tmp_path / "text.txt"
+    text.write_text("the cat sat on the mat. " * 200)
+    out = tmp_path / "run"
+    flags = ["--data", str(text), "--emb", "8", "--heads", "2", "--depth", "1", "--context", "8", "--batch", "4",
+             "--steps", "3", "--eval-every", "3", "--sample-every", "3", "--eval-batches", "2", "--sample-length", "4",
+             "--final-eval", "estimate", "--out", str(out)]
+    assert main(["lm", *flags]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["step"] == 3 and "final_estimate_bits" in metrics
+    assert main(["sample", "--checkpoint", str(out / CHECKPOINT), "--seed-text", "the ", "--length", "4"]) == 0
+    assert capsys.readouterr().out.startswith("[the ]")
+    assert main(["lm", "--data", str(text), "--resume"]) == 2
+    assert "--resume needs --out" in capsys.readouterr().err
