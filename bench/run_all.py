@@ -12,6 +12,7 @@ import datetime
 import json
 import os
 import platform
+import subprocess
 from pathlib import Path
 
 import torch
@@ -35,18 +36,30 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def _code_version() -> str:
+    """The commit measured, with '+changes' when minitx/ or bench/ differ from it (others edit alongside)."""
+    def git(*command: str) -> str:
+        try:
+            return subprocess.run(["git", *command], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+        except (OSError, subprocess.CalledProcessError):
+            return ""
+
+    commit = git("rev-parse", "--short", "HEAD").strip() or "unknown"
+    return commit + ("+changes" if git("status", "--porcelain", "--", "minitx", "bench").strip() else "")
+
+
 def measure_all(args: argparse.Namespace) -> None:
     """Run the throughput and context benchmarks, saving their rows and the conditions under ``args.results``."""
     results = args.results
     common = ["--threads", str(args.threads)] + (["--tiny"] if args.tiny else [])
-    load_before = os.getloadavg()
+    load_before, version = os.getloadavg(), _code_version()
     throughput.main([*common, "--repeats", str(args.repeats), "--json", str(results / "throughput.json")])
     contexts = ["--contexts", "8", "16", "--tokens", "32"] if args.tiny else []
     context.main([*common, *contexts, "--repeats", str(args.context_repeats), "--json", str(results / "context.json")])
     meta = {"date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"), "cpu": _cpu_name(),
             "cores": os.cpu_count(), "threads": args.threads, "torch": torch.__version__,
             "python": platform.python_version(), "load_before": load_before, "load_after": os.getloadavg(),
-            "repeats": args.repeats, "context_repeats": args.context_repeats, "tiny": args.tiny}
+            "repeats": args.repeats, "context_repeats": args.context_repeats, "tiny": args.tiny, "commit": version}
     (results / "meta.json").write_text(json.dumps(meta, indent=1))
 
 
@@ -87,7 +100,7 @@ def update_history(results: Path, meta: dict, rows: list[dict]) -> list[dict]:
     path = results / "history.json"
     history = _load(path) or []
     if meta.get("date") and not meta.get("tiny") and all(run["date"] != meta["date"] for run in history):
-        history.append({"date": meta["date"], "load": meta["load_before"][0],
+        history.append({"date": meta["date"], "commit": meta.get("commit", "?"), "load": meta["load_before"][0],
                         "vs_torch": {f"{r['contender']} {r['workload']}": r["vs_torch"] for r in rows
                                      if r["contender"] != "torch"},
                         "memory_ratio": _memory_ratio(rows)})
@@ -99,9 +112,9 @@ def history_table(history: list[dict]) -> str:
     if not history:
         return "(no full runs recorded yet)"
     keys = list(history[-1]["vs_torch"])
-    table = [{"date": run["date"], "load": run["load"], **run["vs_torch"], "memory": run["memory_ratio"]}
-             for run in history]
-    columns = {"date": "run", "load": "load before", **{key: f"{key} vs torch" for key in keys},
+    table = [{"date": run["date"], "commit": run.get("commit", "?"), "load": run["load"], **run["vs_torch"],
+              "memory": run["memory_ratio"]} for run in history]
+    columns = {"date": "run", "commit": "code", "load": "load before", **{key: f"{key} vs torch" for key in keys},
                "memory": f"scratch/sdpa peak memory on {MEMORY_TARGET[0]}"}
     return markdown_table(table, columns)
 
@@ -134,11 +147,11 @@ Every number here was produced by
 which reruns the benchmarks below and rewrites this page and its plot (`--from-saved` re-renders the page from
 the rows saved in `runs/bench/` without measuring).
 {tiny_note}
-Measured {meta.get('date', '?')} on {meta.get('cpu', '?')} ({meta.get('cores', '?')} cores), torch
-{meta.get('torch', '?')}, `torch.set_num_threads({meta.get('threads', '?')})`. **The machine was shared** with
-other engineers' training runs ({load}; 2 cores), so absolute speeds are low and noisy. The contenders are
-therefore timed interleaved in one process, and ratios are taken between steps of the same round; trust the
-ratios more than the absolute tokens/s.
+Measured {meta.get('date', '?')} (code {meta.get('commit', '?')}) on {meta.get('cpu', '?')}
+({meta.get('cores', '?')} cores), torch {meta.get('torch', '?')}, `torch.set_num_threads({meta.get('threads', '?')})`.
+**The machine was shared** with other engineers' training runs ({load}; 2 cores), so absolute speeds are low
+and noisy. The contenders are therefore timed interleaved in one process, and ratios are taken between steps of
+the same round; trust the ratios more than the absolute tokens/s.
 
 ## What is measured
 

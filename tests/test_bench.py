@@ -144,14 +144,14 @@ def test_gpu_run_survives_a_failing_workload_and_keeps_to_its_budget(monkeypatch
 
 def test_history_records_each_full_run_once(saved, tmp_path):
     _, rows, _ = saved
-    meta = {"date": "2026-01-01 10:00 UTC", "load_before": [3.0, 2.0, 1.0]}
+    meta = {"date": "2026-01-01 10:00 UTC", "load_before": [3.0, 2.0, 1.0], "commit": "abc1234"}
     run_all.update_history(tmp_path, meta, rows)
     history = run_all.update_history(tmp_path, meta, rows)                  # the same run rendered again
     assert len(history) == 1 and history[0]["vs_torch"]["scratch B"] == _scratch_b(rows)["vs_torch"]
     history = run_all.update_history(tmp_path, {**meta, "date": "2026-01-01 11:00 UTC"}, rows)
     assert [run["date"] for run in history] == ["2026-01-01 10:00 UTC", "2026-01-01 11:00 UTC"]
     assert len(run_all.update_history(tmp_path, {**meta, "date": "later", "tiny": True}, rows)) == 2
-    assert "| 2026-01-01 11:00 UTC | 3 |" in run_all.history_table(history)
+    assert "| 2026-01-01 11:00 UTC | abc1234 | 3 |" in run_all.history_table(history)
 
 
 def _scratch_b(rows: list[dict]) -> dict:
