@@ -24,6 +24,8 @@ from minitx.tracking import write_json_atomic
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
 parser.add_argument("--time-limit", type=float, default=15.0, help="minutes of training")
 parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
+parser.add_argument("--emb", type=int, default=64, help="embedding size (small: a CPU budget buys more steps)")
+parser.add_argument("--depth", type=int, default=3, help="transformer blocks")
 parser.add_argument("--batch", type=int, default=32, help="windows of 256 characters per batch")
 parser.add_argument("--warmup", type=int, default=200, help="warmup steps")
 parser.add_argument("--val-sentences", type=int, default=5000,
@@ -38,7 +40,7 @@ if args.threads:
     torch.set_num_threads(args.threads)
 
 (train, val), (i2c, _) = load_toy(ntest=args.val_sentences)
-config = LMConfig(vocab=len(i2c), emb=128, heads=4, depth=4, context=256, backend="sdpa")
+config = LMConfig(vocab=len(i2c), emb=args.emb, heads=4, depth=args.depth, context=256, backend="sdpa")
 settings = LMTrainSettings(batch=args.batch, steps=1_000_000, lr=args.lr, warmup=args.warmup, final_lr_fraction=0.02,
                            time_limit=args.time_limit, log_every=25, eval_every=500, sample_every=500,
                            eval_batches=50, checkpoint_every=500)

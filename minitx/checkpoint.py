@@ -39,6 +39,7 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     os.close(handle)
+    os.chmod(temporary, 0o644)                  # mkstemp makes it private; a checkpoint is an ordinary file
     try:
         torch.save(payload, temporary)
         os.replace(temporary, path)
