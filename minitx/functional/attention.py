@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from ..config import check_heads
 from .cache import LayerCache
 from .layers import _check_mask, _check_sequence, init_linear, linear
+from .scratch_kernel import ScratchAttention
 from .tree import Params
 
 
@@ -97,24 +98,18 @@ def attend(
 def _scratch_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, visible: torch.Tensor | None, factor: float
 ) -> torch.Tensor:
-    """softmax(q kᵀ · factor + bias) v, written out. Shapes as in `attend`.
+    """softmax(q kᵀ · factor + bias) v, written out (`ScratchAttention`). Shapes as in `attend`.
 
-    The leading dimensions are folded into one batch dimension B for `torch.baddbmm`, which computes
-    ``bias + factor · q kᵀ`` in a single pass: the mask enters as an additive bias (0 where visible, -inf
-    elsewhere), so neither the forward nor the backward makes an extra pass over the (tq, tk) scores.
+    The leading dimensions are folded into one batch dimension B, and the mask becomes an additive bias
+    (0 where visible, -inf elsewhere) that enters the score product itself.
     """
     *lead, tq, s = q.shape
     tk, sv = k.shape[-2], v.shape[-1]
     q3, k3, v3 = q.reshape(-1, tq, s), k.reshape(-1, tk, s), v.reshape(-1, tk, sv)   # (B, t, s)
-    if visible is None:
-        scores = torch.bmm(q3 * factor, k3.transpose(1, 2))                           # (B, tq, tk)
-    else:
+    bias = None
+    if visible is not None:
         bias = torch.zeros(visible.shape, dtype=q.dtype, device=q.device).masked_fill_(~visible, float("-inf"))
-        if bias.dim() > 2:                                # leading dims: lay them out like q's batch dims
-            bias = bias.expand(*lead, tq, tk).reshape(-1, tq, tk)
-        scores = torch.baddbmm(bias, q3, k3.transpose(1, 2), alpha=factor)              # (B, tq, tk)
-    out = torch.bmm(torch.softmax(scores, dim=-1), v3)                                  # (B, tq, sv)
-    return out.view(*lead, tq, sv)
+    return ScratchAttention.apply(q3, k3, v3, bias, tuple(lead), factor).view(*lead, tq, sv)
 
 
 def simple_self_attention(
