@@ -264,7 +264,8 @@ def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: L
         if is_main and (step % settings.eval_every == 0 or step % settings.sample_every == 0 or stopping):
             evaluate_and_sample()
             write_run_files()
-        if checkpoint_path is not None and (step - last_checkpoint >= settings.checkpoint_every or stopping):
+        if is_main and checkpoint_path is not None and (step - last_checkpoint >= settings.checkpoint_every
+                                                        or stopping):
             save_checkpoint(checkpoint_path, {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
                 "elapsed_s": elapsed, "config": config.to_dict(), "settings": asdict(settings),
