@@ -31,6 +31,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                         help="IMDb: train on all 25k training reviews and report the test set instead of "
                              "a 5000-review validation split")
     parser.add_argument("--vocab", type=int, default=None, help="IMDb: keep only the N most frequent words")
+    parser.add_argument("--ntrain", type=int, default=25_000, help="synth/xor: training instances")
+    parser.add_argument("--nval", type=int, default=25_000, help="synth/xor: validation instances")
     parser.add_argument("--start-token", action="store_true",
                         help="put .start in front of every sequence (a summary position for --pool select)")
     parser.add_argument("--model", choices=tuple(MODELS), default="baseline",
@@ -81,7 +83,7 @@ def build(args: argparse.Namespace):
         torch.set_num_threads(args.threads)
     max_len = args.max_len or None
     data = load_dataset(args.data, path=args.path, final=args.final, vocab=args.vocab,
-                        start_token=args.start_token)
+                        start_token=args.start_token, ntrain=args.ntrain, nval=args.nval)
     config = model_config(args.model, vocab=len(data.i2w), classes=data.classes, emb=args.emb, pool=args.pool,
                           positions=args.pos, depth=args.depth, heads=args.heads, dropout=args.dropout,
                           max_len=min(max_len or data.longest, data.longest), norm=args.norm,

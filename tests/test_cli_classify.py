@@ -1,0 +1,83 @@
+"""The classify and tune commands: valid metrics.json, clear errors and non-zero exits on bad input."""
+
+import json
+
+import pytest
+
+from minitx.__main__ import main
+
+QUICK = ["--data", "xor", "--ntrain", "400", "--nval", "200", "--emb", "8", "--epochs", "2", "--lr", "1e-2",
+         "--batch", "32", "--quiet", "--device", "cpu"]
+
+
+def test_classify_writes_metrics_plot_and_checkpoint(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["classify", *QUICK, "--model", "full", "--pool", "select", "--pos", "--heads", "2",
+                 "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert len(metrics["epochs"]) == 2
+    assert [e["val_accuracy"] for e in metrics["epochs"]][-1] == metrics["final_val_accuracy"]
+    assert 0.0 <= metrics["final_val_accuracy"] <= 1.0 and metrics["final_val_loss"] > 0
+    assert metrics["config"]["classifier"]["attention"] == "full"
+    assert metrics["config"]["classifier"]["positions"] is True
+    assert metrics["config"]["training"]["epochs"] == 2
+    assert metrics["wall_time_s"] > 0 and metrics["series"]["val/accuracy"]
+    assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "model.pt").exists()
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert printed["final_val_accuracy"] == round(metrics["final_val_accuracy"], 4)
+
+
+def test_transformer_depth_defaults_to_three(tmp_path):
+    out = tmp_path / "run"
+    assert main(["classify", *QUICK, "--epochs", "1", "--model", "transformer", "--heads", "2",
+                 "--out", str(out)]) == 0
+    config = json.loads((out / "metrics.json").read_text())["config"]["classifier"]
+    assert (config["depth"], config["blocks"], config["attention"]) == (3, True, "full")
+
+
+def test_missing_data_file_is_a_clear_error(tmp_path, capsys):
+    assert main(["classify", "--data", "imdb", "--path", str(tmp_path / "none.pkl.gz")]) == 2
+    assert "No data file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["classify", "--bogus"], ["classify", "--model", "lstm"],
+                                  ["classify", "--epochs", "many"]])
+def test_bad_flag_exits_non_zero(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code != 0
+    assert "error" in capsys.readouterr().err
+
+
+def test_bad_value_is_a_clear_error(capsys):
+    assert main(["classify", *QUICK, "--model", "full", "--emb", "10", "--heads", "4"]) == 2
+    assert "divisible by heads" in capsys.readouterr().err
+    assert main(["classify", *QUICK, "--lr", "-1"]) == 2
+    assert "lr must be positive" in capsys.readouterr().err
+
+
+def test_help_names_every_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["classify", "--help"])
+    text = capsys.readouterr().out
+    for flag in ("--data", "--model", "--pool", "--pos", "--depth", "--heads", "--emb", "--epochs", "--lr",
+                 "--batch", "--max-len", "--seed", "--final", "--out"):
+        assert flag in text
+    assert "(default: 1e-3)" in text.replace("0.001", "1e-3")
+
+
+def test_tune_writes_trials(tmp_path, capsys):
+    pytest.importorskip("optuna")
+    out = tmp_path / "tune"
+    assert main(["tune", *QUICK, "--epochs", "1", "--model", "simple", "--pool", "select", "--trials", "2",
+                 "--out", str(out)]) == 0
+    result = json.loads((out / "tune.json").read_text())
+    assert len(result["trials"]) == 2
+    assert result["best_value"] == max(t["value"] for t in result["trials"] if t["value"] is not None)
+    assert set(result["best_params"]) == {"lr", "batch", "emb"}
+
+
+def test_tune_rejects_unknown_search_names(capsys):
+    assert main(["tune", "--search", "dropout"]) == 2
+    assert "--search" in capsys.readouterr().err
