@@ -212,3 +212,20 @@ def test_emb_not_divisible_by_heads_is_a_clear_error():
 def test_bad_attention_inputs_raise_clear_errors(x, mask, error):
     with pytest.raises((ValueError, TypeError), match=error):
         mf.simple_self_attention(x, mask)
+
+
+@given(attention_case(), st.booleans())
+def test_written_out_backward_equals_autograd_of_the_plain_formula(case, causal):
+    q, k, v, visible = case
+    tq, tk = q.shape[1], k.shape[1]
+    leaves = [t.clone().requires_grad_() for t in (q, k, v)]
+    reference_leaves = [t.clone().requires_grad_() for t in (q, k, v)]
+    grad_out = torch.randn(q.shape[0], tq, v.shape[-1], dtype=f64)
+    expected_visible = visible
+    if causal:
+        causal_mask = mf.causal_visibility(tq, tk)
+        expected_visible = causal_mask.expand(q.shape[0], tq, tk) if visible is None else visible & causal_mask
+    mf.attend(*leaves, mask=visible, causal=causal).backward(grad_out)
+    einsum_attention(*reference_leaves, expected_visible, 1 / math.sqrt(q.shape[-1])).backward(grad_out)
+    for got, expected in zip(leaves, reference_leaves, strict=True):
+        torch.testing.assert_close(got.grad, expected.grad)
