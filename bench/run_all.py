@@ -131,7 +131,7 @@ def render(results: Path, image: Path, docs: Path) -> str:
     history = update_history(results, meta, rows)
     workloads = "\n".join(f"- **{w.name}**, {w.describe()}." for w in WORKLOADS.values())
     gpu_section = (markdown_table(gpu_rows, gpu.COLUMNS) if gpu_rows else
-                   "**GPU figures are pending**: no GPU was available where these pages were written. The script "
+                   "**GPU figures are pending**: no GPU was available where these pages were written. The script\n"
                    "is ready and tested on CPU (`python -m bench.gpu --dry-run`).")
     load = (f"load average {meta['load_before'][0]:.1f} before and {meta['load_after'][0]:.1f} after"
             if meta.get("load_before") else "load not recorded")
@@ -206,11 +206,12 @@ spread between runs is the honest error bar of a single run's ratios:
     python -m bench.profile_step --workload B --contender scratch --batch 8
     python -m bench.profile_step --workload B --contender sdpa --batch 8
 
-list the operators that take the time. Per block, the scratch path runs two batched matmuls forward and three
-backward over the (batch, heads, context, context) scores, a softmax forward and backward over them, and
-copies from reshaping the transposed heads, where the fused kernel does one pass each way. Its memory gap is
-the softmax output that autograd keeps for the backward pass: batch x heads x context² x 4 bytes per block
-(32 MiB a block on workload B, 128 MiB over its 4 blocks: the difference in the table above).
+list the operators that take the time. Per block, a from-scratch kernel computes the (batch x heads, context,
+context) scores with batched matmuls and a softmax over them, forward and backward, where the fused kernel
+streams over blocks of keys in one pass each way. For the backward pass it must either keep the probabilities
+(batch x heads x context² x 4 bytes per block: 32 MiB a block on workload B, 128 MiB over its 4 blocks) or
+recompute them from the queries and keys (one more score product); the fused kernel keeps a per-row
+log-sum-exp only. The peak-memory column shows which of the two the measured code does.
 
 ## Context length: time and memory per path (CPU)
 
@@ -219,9 +220,9 @@ the softmax output that autograd keeps for the backward pass: batch x heads x co
 
 Workload B's model (emb 128, 4 heads, 4 blocks) at contexts 64 ... 2048 with the tokens per step fixed at 2048
 (batch = 2048 / context), so a flat line means cost proportional to tokens and a rising one the quadratic cost of
-attention. The scratch path materialises the (batch, heads, context, context) scores and keeps the softmax
-output for the backward pass, so its memory grows with context squared; the fused kernel (sdpa, and
-`nn.TransformerEncoder`, which calls it) keeps only a per-row log-sum-exp.
+attention. The scratch path materialises the (batch, heads, context, context) scores, in the forward pass and
+again in the backward pass, so its memory grows with context squared; the fused kernel (sdpa, and
+`nn.TransformerEncoder`, which calls it) never holds more than a block of them.
 
 ![time and memory against context length]({image_link})
 
@@ -234,14 +235,16 @@ output for the backward pass, so its memory grows with context squared; the fuse
 Workloads A, B, C and XL (emb 512, 8 heads, 12 blocks, context 1024, batch 32), each path eager with bf16
 autocast and fused AdamW as the trainers run (`minitx.runtime`), then with `torch.compile` for XL and B.
 MFU = tokens/s x (6 N + 12 x blocks x context x emb) / 790 TFLOP/s (H200 dense bf16), N = parameters in matrix
-products (embedding tables left out). Planned to take about 5 minutes; a `--budget-s` guard skips what would
-not fit.
+products (embedding tables left out). Sized to take about 5 minutes on an H200 (an estimate: it has not run on
+one yet); a `--budget-s` guard (400 s) skips, and lists, what would start later, and a workload that fails
+(out of memory, a compile error) becomes a row with a note instead of ending the run.
 
 {gpu_section}
 
 ## Sampling with and without the key/value cache
 
-Owned by the language-model code: see `bench/sampling.py` (its docstring gives the command and its results).
+Owned by the language-model code: `bench/sampling.py` (`python -m bench.sampling --threads 2 --repeats 5`);
+its results are in [the language-model guide](language-model.md#q13-sampling).
 
 ## Several GPUs or processes
 
