@@ -2,8 +2,9 @@
 
 With --trials N, first runs an optuna search (`minitx.tune.tune`) over learning rate, batch size and
 embedding size per dataset and then trains the best settings over the seeds; without, it uses embedding 16,
-learning rate 1e-2 and batch 16 (see docs/results.md for the search we ran). Expected: XOR <= 0.75 (no position information); synth <= 0.75 too with
-one layer (the query is always "this", see docs/results.md), while two layers can solve it.
+learning rate 1e-2 and batch 16 (see docs/results.md for the search we ran). Expected: XOR <= 0.75 (no
+position information); synth <= 0.75 too with one layer (the query is always "this", see docs/results.md),
+while two layers can solve it.
 """
 
 from dataclasses import replace
