@@ -72,7 +72,7 @@ def attend(
     tq, tk = q.shape[-2], k.shape[-2]
 
     visible = mask
-    if causal:
+    if causal and tq > 1:   # one query is the last position: it sees every key (the common step of decoding)
         causal_mask = causal_visibility(tq, tk, q.device)                  # (tq, tk)
         visible = causal_mask if visible is None else visible & causal_mask
     # Causal masking alone always leaves the diagonal visible; only a padding mask can empty a row. Such rows
