@@ -29,7 +29,7 @@ from .config import LMConfig
 from .data import lm_batch, load_toy, load_wp, random_slices
 from .evaluate import check_context, estimate_bits, exact_bits
 from .nn import LM
-from .runtime import autocast, make_optimizer, maybe_compile, seed_everything, to_device
+from .runtime import autocast, cosine_decay, make_optimizer, maybe_compile, seed_everything, to_device
 from .sample import decode, sample
 from .tracking import RunLog
 
@@ -100,8 +100,7 @@ class Schedule:
         warm = min(1.0, (step + 1) / self.warmup) if self.warmup else 1.0
         if self.time_limit_s is not None:
             warm = max(warm, min(1.0, elapsed_s / (self.warmup_time_fraction * self.time_limit_s)))
-        cosine = 0.5 * (1 + math.cos(math.pi * self.progress(step, elapsed_s)))
-        return warm * (self.final_fraction + (1 - self.final_fraction) * cosine)
+        return warm * cosine_decay(self.progress(step, elapsed_s), self.final_fraction)
 
 
 @dataclass

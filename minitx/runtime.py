@@ -65,6 +65,12 @@ def make_optimizer(
     return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=betas, fused=fused or None)
 
 
+def cosine_decay(progress: float, final_fraction: float) -> float:
+    """Multiplier that falls along half a cosine from 1 at progress 0 to ``final_fraction`` at progress 1."""
+    progress = min(1.0, max(0.0, progress))
+    return final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
 def warmup_decay(warmup: int, total: int, final_fraction: float = 0.1):
     """Learning-rate multiplier for `torch.optim.lr_scheduler.LambdaLR`: linear warmup from 0 over ``warmup``
     steps, then cosine decay to ``final_fraction`` of the peak at step ``total`` (and flat after it).
@@ -75,8 +81,7 @@ def warmup_decay(warmup: int, total: int, final_fraction: float = 0.1):
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
-        progress = min(1.0, (step - warmup) / max(1, total - warmup))
-        return final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
+        return cosine_decay((step - warmup) / max(1, total - warmup), final_fraction)
 
     return factor
 
