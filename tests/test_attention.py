@@ -1,6 +1,7 @@
 """The attention core and every variant built on it, against loops, einsum and PyTorch's own attention."""
 
 import math
+from unittest.mock import patch
 
 import pytest
 import torch
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 from naive import einsum_attention, naive_attention, naive_multi_head
 
 import minitx.functional as mf
+from minitx.functional import scratch_kernel
 
 f64 = torch.float64
 
@@ -229,3 +231,34 @@ def test_written_out_backward_equals_autograd_of_the_plain_formula(case, causal)
     einsum_attention(*reference_leaves, expected_visible, 1 / math.sqrt(q.shape[-1])).backward(grad_out)
     for got, expected in zip(leaves, reference_leaves, strict=True):
         torch.testing.assert_close(got.grad, expected.grad)
+
+
+@given(attention_case(), st.booleans(), st.integers(1, 3))
+def test_query_blocks_of_the_scratch_kernel_change_nothing(case, causal, block):
+    """Blocks of `block` queries (the kernel uses 64; these cases are shorter) skip masked keys exactly."""
+    q, k, v, visible = case
+    tq, tk = q.shape[1], k.shape[1]
+    expected_visible = visible
+    if causal:
+        causal_mask = mf.causal_visibility(tq, tk)
+        expected_visible = causal_mask.expand(q.shape[0], tq, tk) if visible is None else visible & causal_mask
+    leaves = [t.clone().requires_grad_() for t in (q, k, v)]
+    reference_leaves = [t.clone().requires_grad_() for t in (q, k, v)]
+    grad_out = torch.randn(q.shape[0], tq, v.shape[-1], dtype=f64)
+    with patch.object(scratch_kernel, "BLOCK", block):
+        out = mf.attend(*leaves, mask=visible, causal=causal)
+        out.backward(grad_out)
+    expected = einsum_attention(*reference_leaves, expected_visible, 1 / math.sqrt(q.shape[-1]))
+    expected.backward(grad_out)
+    torch.testing.assert_close(out, expected)
+    for got, wanted in zip(leaves, reference_leaves, strict=True):
+        torch.testing.assert_close(got.grad, wanted.grad)
+
+
+@given(sequence_case(), st.booleans())
+def test_query_blocks_with_a_compact_padding_mask(case, causal):
+    params, x, heads, mask = case
+    b, t, _ = x.shape
+    with patch.object(scratch_kernel, "BLOCK", 2):
+        out = mf.self_attention(params, x, heads, mask=mask, causal=causal)
+    torch.testing.assert_close(out, naive_multi_head(params, x, heads, key_visibility(mask, b, t, causal)))

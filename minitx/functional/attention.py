@@ -88,7 +88,7 @@ def attend(
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=visible, scale=factor)
     elif backend == "scratch":
-        out = _scratch_attention(q, k, v, visible, factor)
+        out = _scratch_attention(q, k, v, visible, factor, tk - tq if causal else None)
     else:
         raise ValueError(f"backend must be 'scratch' or 'sdpa', got {backend!r}")
 
@@ -96,7 +96,8 @@ def attend(
 
 
 def _scratch_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, visible: torch.Tensor | None, factor: float
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, visible: torch.Tensor | None, factor: float,
+    causal_offset: int | None,
 ) -> torch.Tensor:
     """softmax(q kᵀ · factor + bias) v, written out (`ScratchAttention`). Shapes as in `attend`.
 
@@ -109,7 +110,7 @@ def _scratch_attention(
     bias = None
     if visible is not None:
         bias = torch.zeros(visible.shape, dtype=q.dtype, device=q.device).masked_fill_(~visible, float("-inf"))
-    return ScratchAttention.apply(q3, k3, v3, bias, tuple(lead), factor).view(*lead, tq, sv)
+    return ScratchAttention.apply(q3, k3, v3, bias, tuple(lead), factor, causal_offset).view(*lead, tq, sv)
 
 
 def simple_self_attention(
