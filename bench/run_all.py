@@ -157,8 +157,9 @@ the same round; trust the ratios more than the absolute tokens/s.
 
 Three contenders compute the same function with the same weights:
 
-- `scratch`: minitx's from-scratch attention (`minitx.functional.attend(..., backend='scratch')`: matmul,
-  masked fill, softmax, matmul);
+- `scratch`: minitx's from-scratch attention (`minitx.functional.attend(..., backend='scratch')`, the kernel in
+  `minitx/functional/scratch_kernel.py`: blocks of 64 queries, the mask added inside one `baddbmm`, softmax,
+  matmul, and a written-out backward pass that recomputes the probabilities);
 - `sdpa`: the same minitx model with `backend='sdpa'` (PyTorch's fused `scaled_dot_product_attention`);
 - `torch`: `nn.TransformerEncoder` (`nn.TransformerEncoderLayer(d_model, nhead, 4 * d_model, dropout=0,
   activation='relu', batch_first=True, norm_first=...)`) with the weights copied from the minitx model
@@ -201,17 +202,24 @@ spread between runs is the honest error bar of a single run's ratios:
 
 {history_table(history)}
 
-### Where the scratch path loses
+### How the scratch path keeps up with the fused kernel
 
     python -m bench.profile_step --workload B --contender scratch --batch 8
     python -m bench.profile_step --workload B --contender sdpa --batch 8
 
-list the operators that take the time. Per block, a from-scratch kernel computes the (batch x heads, context,
-context) scores with batched matmuls and a softmax over them, forward and backward, where the fused kernel
-streams over blocks of keys in one pass each way. For the backward pass it must either keep the probabilities
-(batch x heads x context² x 4 bytes per block: 32 MiB a block on workload B, 128 MiB over its 4 blocks) or
-recompute them from the queries and keys (one more score product); the fused kernel keeps a per-row
-log-sum-exp only. The peak-memory column shows which of the two the measured code does.
+list the operators that take the time. A from-scratch kernel computes the scores with batched matmuls and a
+softmax over them, forward and backward, where the fused kernel streams over blocks of keys in one pass each way.
+Two of the fused kernel's ideas carry over to plain PyTorch operations (`minitx/functional/scratch_kernel.py`):
+
+- *recompute instead of store*: autograd would keep the probabilities for the backward pass (batch x heads x
+  context² x 4 bytes per layer: 32 MiB a layer on workload B, 128 MiB over its 4 layers); the written-out
+  backward recomputes them from the queries and keys with one more score product;
+- *blocks of queries*: queries go 64 at a time, and under causal masking a block reads only the keys up to its
+  last position, which skips 3/8 of the score work at context 256 (more at longer contexts) and bounds the
+  temporaries to (batch x heads, 64, context).
+
+On workload A (padding, no causal mask) nothing is skipped, which is why the scratch path stays further behind
+there.
 
 ## Context length: time and memory per path (CPU)
 
@@ -220,9 +228,9 @@ log-sum-exp only. The peak-memory column shows which of the two the measured cod
 
 Workload B's model (emb 128, 4 heads, 4 blocks) at contexts 64 ... 2048 with the tokens per step fixed at 2048
 (batch = 2048 / context), so a flat line means cost proportional to tokens and a rising one the quadratic cost of
-attention. The scratch path materialises the (batch, heads, context, context) scores, in the forward pass and
-again in the backward pass, so its memory grows with context squared; the fused kernel (sdpa, and
-`nn.TransformerEncoder`, which calls it) never holds more than a block of them.
+attention. The scratch path holds (batch x heads, 64, context) scores at a time, in the forward pass and again
+in the backward pass, and keeps none of them in between; the fused kernel (sdpa, and `nn.TransformerEncoder`,
+which calls it) holds a block of them too, but never writes them out to memory.
 
 ![time and memory against context length]({image_link})
 
