@@ -8,11 +8,13 @@ Contenders (the "attention paths"):
   head, so all three compute the same function (`max_output_difference` checks it).
 """
 
+import json
 import math
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -272,3 +274,11 @@ def markdown_table(rows: list[dict], columns: dict[str, str]) -> str:
     lines = ["| " + " | ".join(columns.values()) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(row.get(key, "")) for key in columns) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def report(rows: list[dict], columns, json_path: Path | None) -> None:
+    """Print the rows as a markdown table and, when asked, save them as JSON (what `run_all --from-saved` reads)."""
+    print(markdown_table(rows, columns))
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(rows, indent=1))

@@ -9,7 +9,6 @@ for the backward pass, so its memory grows with them too.
 """
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +21,8 @@ from .common import (
     TrainStep,
     build,
     interleaved_times,
-    markdown_table,
     peak_memory_mib,
+    report,
     spread,
     synchronizer,
 )
@@ -115,12 +114,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     torch.set_num_threads(args.threads)
     rows = measure(tuple(args.contexts), args.tokens, tuple(args.contenders), repeats=args.repeats,
                    memory=not args.no_memory, emb=16 if args.tiny else None)
-    print(markdown_table(rows, COLUMNS))
+    report(rows, COLUMNS, args.json)
     if args.plot:
         plot(rows, args.plot)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(rows, indent=1))
     return rows
 
 

@@ -13,7 +13,6 @@ score and weighted-sum products (forward + backward, the whole context: causal k
 """
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from .common import (
     interleaved_times,
     markdown_table,
     peak_memory_mib,
+    report,
     spread,
     synchronizer,
     tiny,
@@ -127,10 +127,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         print(f"{workload.name}: {workload.describe()}")
     rows = measure(workloads, compile_names, device=device, amp=not args.no_amp, repeats=repeats, warmup=warmup,
                    budget_s=args.budget_s, peak_flops=H200_BF16_PEAK_FLOPS)
-    print(markdown_table(rows, COLUMNS))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(rows, indent=1))
+    report(rows, COLUMNS, args.json)
     return rows
 
 

@@ -9,7 +9,6 @@ of the contender's throughput to ``nn.TransformerEncoder``'s in the same round.
 """
 
 import argparse
-import json
 import statistics
 from pathlib import Path
 
@@ -23,9 +22,9 @@ from .common import (
     Workload,
     build,
     interleaved_times,
-    markdown_table,
     max_output_difference,
     peak_memory_mib,
+    report,
     spread,
     synchronizer,
     tiny,
@@ -89,10 +88,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         print(f"{workload.name}: {workload.describe()}")
     rows = measure(workloads, tuple(args.contenders), repeats=args.repeats, warmup=args.warmup,
                    memory=not args.no_memory)
-    print(markdown_table(rows, COLUMNS))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(rows, indent=1))
+    report(rows, COLUMNS, args.json)
     return rows
 
 
