@@ -2,6 +2,7 @@
 
 import os
 
+import pytest
 import torch
 from hypothesis import settings
 
@@ -11,3 +12,12 @@ settings.load_profile("ci" if os.environ.get("CI") else "default")
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
+
+
+@pytest.fixture
+def one_thread():
+    """Training tests use one thread: on a shared, oversubscribed machine two threads mostly wait on each other."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

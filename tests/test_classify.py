@@ -20,13 +20,7 @@ from minitx.classify import (
 SHORT = os.environ.get("MINITX_SHORT") == "1"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Training tests use one thread: on a shared, oversubscribed machine two threads mostly wait on each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")   # see conftest.py
 
 
 def small(name: str, n: int = 2000, **kwargs) -> Dataset:

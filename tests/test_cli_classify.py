@@ -3,18 +3,10 @@
 import json
 
 import pytest
-import torch
 
 from minitx.__main__ import main
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Training tests use one thread: on a shared, oversubscribed machine two threads mostly wait on each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")   # see conftest.py
 
 
 QUICK = ["--data", "xor", "--ntrain", "400", "--nval", "200", "--emb", "8", "--epochs", "2", "--lr", "1e-2",
