@@ -1,9 +1,16 @@
-"""GPU training throughput and model FLOPs utilisation, one prepared run (about 5 minutes on an H200).
+"""GPU training throughput and model FLOPs utilisation, one prepared run (about 8 minutes on an H200).
 
     python -m bench.gpu --json runs/bench/gpu.json          # on a CUDA machine
     python -m bench.gpu --dry-run                           # tiny sizes on CPU: checks the script runs
 
-Runs what the trainers run (`minitx.runtime`: bf16 autocast, fused AdamW) for workloads A, B, C and XL (C scaled
+Three parts, each saved as soon as it is done: (1) training steps of workloads A, B, C and XL on a fixed batch,
+(2) the real trainer (`minitx.lm_train.train_lm`) on the Wikipedia model of `examples/wikipedia.py`
+(``minitx.config.ENWIK8_MODEL``, batch 64) for ``--train-seconds`` each, eager and compiled, on a random byte
+stream (enwik8 cannot be fetched there; the data does not change the speed), and (3) with ``--profile``, the
+profiler's top GPU kernels of one XL step on the sdpa path. Measured 2026-11-28: part 1 took about 6 minutes
+(most of it compiling XL), parts 2 and 3 together 110 s.
+
+Part 1 runs what the trainers run (`minitx.runtime`: bf16 autocast, fused AdamW) for workloads A, B, C and XL (C scaled
 up: emb 512, 8 heads, 12 blocks, context 1024, batch 32), each with the three attention paths, eager; then
 ``torch.compile`` for the workloads of ``--compile-workloads``. A time budget skips (and lists) what would not
 finish in time. Model FLOPs utilisation (MFU) = tokens/s x FLOPs per token / peak, with
@@ -13,12 +20,17 @@ score and weighted-sum products (forward + backward, the whole context: causal k
 """
 
 import argparse
+import math
+import statistics
 import time
 from pathlib import Path
 
 import torch
 
+from minitx import LMConfig
+from minitx.config import ENWIK8_MODEL
 from minitx.distributed import unwrap
+from minitx.lm_train import LMTrainSettings, train_lm
 from minitx.runtime import maybe_compile
 
 from .common import (
@@ -39,6 +51,12 @@ from .common import (
 H200_BF16_PEAK_FLOPS = 790e12     # dense bf16 tensor-core peak of one H200 (SXM)
 GPU_WORKLOADS = {**WORKLOADS, "XL": WORKLOADS["C"].scaled(name="XL", title="scaled-up byte LM", emb=512, heads=8,
                                                            depth=12, length=1024, batch=32)}
+ENWIK8_WORKLOAD = Workload("W", "enwik8 model", "lm", vocab=256, emb=ENWIK8_MODEL["emb"],
+                           heads=ENWIK8_MODEL["heads"], depth=ENWIK8_MODEL["depth"], length=ENWIK8_MODEL["context"],
+                           batch=64)
+TRAINING_COLUMNS = {"compiled": "compiled", "steps": "steps", "tokens_per_s_median": "tokens/s",
+                    "tokens_per_s_min": "min", "tokens_per_s_max": "max", "mfu": "MFU", "peak_mib": "peak MiB",
+                    "note": "note"}
 COLUMNS = {"workload": "workload", "contender": "path", "compiled": "compiled", "tokens_per_s_median": "tokens/s",
            "tokens_per_s_min": "min", "tokens_per_s_max": "max", "mfu": "MFU", "peak_mib": "peak MiB",
            "note": "note"}
@@ -95,6 +113,45 @@ def _measure_one(workload: Workload, compiled: bool, *, device: torch.device, am
     return rows
 
 
+def trainer_throughput(compiled: bool, seconds: float, *, device: torch.device, amp: bool, peak_flops: float,
+                       workload: Workload = ENWIK8_WORKLOAD) -> dict:
+    """``train_lm`` on the Wikipedia model for ``seconds`` (compilation included): tokens/s of the logging
+    windows after the first (which holds compilation and warm-up), MFU, peak memory."""
+    config = LMConfig(vocab=workload.vocab, **{**ENWIK8_MODEL, "emb": workload.emb, "heads": workload.heads,
+                                               "depth": workload.depth, "context": workload.length})
+    stream = torch.randint(workload.vocab, (4_000_000,), generator=torch.Generator().manual_seed(0))
+    never = 10**9
+    settings = LMTrainSettings(batch=workload.batch, steps=never, lr=6e-4, warmup=200, time_limit=seconds / 60,
+                               log_every=20, eval_every=never, sample_every=never, eval_batches=1,
+                               checkpoint_every=never, final_eval="none", compile=compiled, amp=amp,
+                               device=device.type)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    result = train_lm(config, stream, stream[:100_000], settings, quiet=True)
+    rates = [rate for _, rate in result.log.series["tokens_per_s"][1:]] or [math.nan]
+    model = result.model
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else math.nan
+    return {"workload": workload.name, "compiled": compiled, "steps": result.step,
+            **{f"tokens_per_s_{key}": value for key, value in spread(rates).items()},
+            "mfu": statistics.median(rates) * flops_per_token(model, workload) / peak_flops, "peak_mib": peak,
+            "note": f"{seconds:.0f} s run, {len(rates)} windows of 20 steps after the first"}
+
+
+def top_kernels(workload: Workload, contender: str, device: torch.device, *, amp: bool, rows: int = 25) -> str:
+    """The profiler's table of the ``rows`` operators with the most self device time in one training step."""
+    from torch.profiler import ProfilerActivity, profile
+
+    step = TrainStep(build(workload, contender, device), workload, device, amp=amp)
+    for _ in range(2):
+        step()
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as profiler:
+        step()
+        synchronizer(device)()
+    sort_by = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    return profiler.key_averages().table(sort_by=sort_by, row_limit=rows, max_name_column_width=60)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workloads", nargs="+", default=list(GPU_WORKLOADS), choices=list(GPU_WORKLOADS),
@@ -108,6 +165,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dry-run", action="store_true",
                         help="tiny sizes on CPU, eager only, 1 round: checks the script end to end")
     parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
+    parser.add_argument("--train-seconds", type=float, default=60.0,
+                        help="seconds of each Wikipedia-model training run, eager and compiled; 0 skips (default: 60)")
+    parser.add_argument("--profile", type=Path, help="write the top kernels of one XL sdpa step to this text file")
     return parser.parse_args(argv)
 
 
@@ -125,9 +185,25 @@ def main(argv: list[str] | None = None) -> list[dict]:
         print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}")
     for workload in workloads:
         print(f"{workload.name}: {workload.describe()}")
-    rows = measure(workloads, compile_names, device=device, amp=not args.no_amp, repeats=repeats, warmup=warmup,
+    amp = not args.no_amp
+    rows = measure(workloads, compile_names, device=device, amp=amp, repeats=repeats, warmup=warmup,
                    budget_s=args.budget_s, peak_flops=H200_BF16_PEAK_FLOPS)
     report(rows, COLUMNS, args.json)
+    if args.train_seconds > 0:
+        training = []
+        for compiled in sorted({False, True} & ({False} | {bool(compile_names)})):
+            try:
+                training.append(trainer_throughput(compiled, args.train_seconds, device=device, amp=amp,
+                                                   peak_flops=H200_BF16_PEAK_FLOPS,
+                                                   workload=tiny(ENWIK8_WORKLOAD) if args.dry_run else ENWIK8_WORKLOAD))
+            except Exception as error:          # keep what was measured
+                training.append({"compiled": compiled, "note": f"failed: {type(error).__name__}: {error}"[:160]})
+            report(training, TRAINING_COLUMNS, args.json and args.json.with_name(args.json.stem + "_training.json"))
+    if args.profile:
+        profiled = tiny(GPU_WORKLOADS["XL"]) if args.dry_run else GPU_WORKLOADS["XL"]
+        args.profile.parent.mkdir(parents=True, exist_ok=True)
+        args.profile.write_text(top_kernels(profiled, "sdpa", device, amp=amp))
+        print(f"wrote {args.profile}")
     return rows
 
 

@@ -12,14 +12,15 @@ here is the exact one, over every byte of the validation split.
 import argparse
 
 from minitx import LMConfig
+from minitx.config import ENWIK8_MODEL
 from minitx.lm_train import LMTrainSettings, load_lm_data, train_lm
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
 parser.add_argument("--path", default=None, help="local enwik8 (gzipped or not); default: download it")
 parser.add_argument("--hours", type=float, default=12.0, help="hours of training")
-parser.add_argument("--emb", type=int, default=512, help="embedding size")
-parser.add_argument("--depth", type=int, default=12, help="transformer blocks")
-parser.add_argument("--context", type=int, default=512, help="context length in bytes")
+parser.add_argument("--emb", type=int, default=ENWIK8_MODEL["emb"], help="embedding size")
+parser.add_argument("--depth", type=int, default=ENWIK8_MODEL["depth"], help="transformer blocks")
+parser.add_argument("--context", type=int, default=ENWIK8_MODEL["context"], help="context length in bytes")
 parser.add_argument("--batch", type=int, default=64, help="windows per batch")
 parser.add_argument("--compile", action="store_true", help="torch.compile the model (faster on recent GPUs)")
 parser.add_argument("--out", default="runs/wikipedia", help="run folder")
@@ -27,8 +28,7 @@ parser.add_argument("--resume", action="store_true", help="continue the run in -
 args = parser.parse_args()
 
 (train, val), (i2t, _) = load_lm_data(args.path or "wp")
-config = LMConfig(vocab=len(i2t), emb=args.emb, heads=8, depth=args.depth, context=args.context, dropout=0.1,
-                  backend="sdpa")
+config = LMConfig(vocab=len(i2t), **{**ENWIK8_MODEL, "emb": args.emb, "depth": args.depth, "context": args.context})
 settings = LMTrainSettings(batch=args.batch, steps=10_000_000, lr=6e-4, warmup=2000, time_limit=args.hours * 60,
                            eval_every=10_000, sample_every=10_000, sample_length=400, eval_batches=200,
                            checkpoint_every=2000, compile=args.compile)

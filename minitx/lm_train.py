@@ -213,7 +213,8 @@ def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: L
     model.train()
     window_loss = torch.zeros((), device=device)
     window_norm = torch.zeros((), device=device)
-    window_steps, last_checkpoint = 0, step
+    window_steps, last_checkpoint, window_start = 0, step, elapsed
+    tokens_per_step = settings.batch * settings.accumulate * config.context * info.world_size
     stopping = False
     clock = time.time() - elapsed      # so that time.time() - clock counts on from a resumed run's elapsed time
     bar = tqdm(total=settings.steps, initial=step, desc="train", disable=quiet or not is_main, mininterval=5)
@@ -256,6 +257,8 @@ def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: L
         log.scalar("train/bits", bits, step)
         log.scalar("grad_norm", window_norm.item() / window_steps, step)
         log.scalar("lr", lr, step)
+        # throughput of this logging window (all ranks); the first window includes compilation and warm-up
+        log.scalar("tokens_per_s", tokens_per_step * window_steps / max(elapsed - window_start, 1e-9), step)
         bar.set_postfix(bits=f"{bits:.3f}", lr=f"{lr:.2e}")
         window_loss.zero_()
         window_norm.zero_()
@@ -272,6 +275,7 @@ def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: L
                 "vocab": i2c,
             })
             last_checkpoint = step
+        window_start = time.time() - clock      # evaluation and checkpoint time is not training throughput
     bar.close()
 
     model.eval()
