@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .data import random_slices
+from .nn import LM
 
 Model = Callable[[torch.Tensor], torch.Tensor]
 
@@ -39,6 +40,17 @@ def check_context(length: int, model_context: int | None, model: Model | None = 
             f"evaluation context {length} is longer than the model's position table ({model_context}); "
             f"use a context of at most {model_context}"
         )
+
+
+def last_logits(model: Model, inputs: torch.Tensor) -> torch.Tensor:
+    """Next-token logits at the last position only: inputs (b, t) -> (b, vocab).
+
+    An `LM` (compiled or not) is asked for that position alone (``last=1``), so its final block skips the
+    other t - 1 positions; any other model runs in full and is sliced.
+    """
+    if isinstance(getattr(model, "_orig_mod", model), LM):
+        return model(inputs, last=1)[:, -1]
+    return model(inputs)[:, -1]
 
 
 def _bits(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -60,7 +72,7 @@ def estimate_bits(model: Model, data: torch.Tensor, context: int, *, batches: in
     total = torch.zeros((), device=device)
     for _ in tqdm(range(batches), desc="estimate bits", disable=not progress, leave=False):
         window = random_slices(data, batch_size, context + 1, generator).to(device)  # (b, L + 1)
-        logits = model(window[:, :-1])[:, -1]                                        # (b, vocab): last position
+        logits = last_logits(model, window[:, :-1])                                  # (b, vocab): last position
         total += _bits(logits, window[:, -1]).sum()
     return total.item() / (batches * batch_size)
 

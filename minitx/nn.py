@@ -81,5 +81,5 @@ class LM(ParameterTree):
         super().__init__(mf.init_lm(config, generator))
         self.config = config
 
-    def forward(self, tokens: torch.Tensor, cache: mf.KVCache | None = None) -> torch.Tensor:
-        return mf.lm(self.tree(), tokens, self.config, cache=cache, training=self.training)
+    def forward(self, tokens: torch.Tensor, cache: mf.KVCache | None = None, last: int | None = None) -> torch.Tensor:
+        return mf.lm(self.tree(), tokens, self.config, cache=cache, training=self.training, last=last)

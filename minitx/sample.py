@@ -69,7 +69,8 @@ def sample(model: LM, seed: torch.Tensor, length: int, *, temperature: float = 1
     if tokens.shape[1] == 0:
         raise ValueError("the seed is empty: sampling needs at least one token to condition on")
     config, context = model.config, model.config.context
-    params = model.tree()                      # once: the module would rebuild this dict on every call
+    # once: the module would rebuild this dict (and stack each layer's q, k, v weights) on every call
+    params = mf.with_stacked_qkv(model.tree())
     cache = mf.init_cache(config) if use_cache else None
     pending = tokens[:, -context:]              # what the model has not seen yet: the seed, then one token a step
     for _ in range(length):

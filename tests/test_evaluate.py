@@ -47,6 +47,17 @@ def test_the_estimate_scores_the_last_position_only():
     assert exact_bits(last_only, CYCLE, 16) > 1.0
 
 
+def test_the_estimate_of_an_lm_asks_for_the_last_position_only_and_scores_the_same():
+    model = LM(LMConfig(vocab=V, emb=16, heads=2, depth=2, context=16), torch.Generator().manual_seed(0)).eval()
+    asked = []
+    original = model.forward
+    model.forward = lambda tokens, last=None: asked.append(last) or original(tokens, last=last)
+    fast = estimate_bits(model, CYCLE, 16, batches=3, batch_size=4, generator=torch.Generator().manual_seed(1))
+    full = estimate_bits(original, CYCLE, 16, batches=3, batch_size=4, generator=torch.Generator().manual_seed(1))
+    assert asked == [1, 1, 1]
+    assert fast == pytest.approx(full, rel=1e-6)
+
+
 @given(n=st.integers(2, 200), context=st.integers(1, 40), stride_fraction=st.floats(0.01, 1.0))
 def test_window_plan_scores_every_target_exactly_once(n, context, stride_fraction):
     stride = max(1, int(context * stride_fraction))

@@ -62,6 +62,29 @@ def test_lm_prefix_output_is_the_prefix_of_the_output(norm, seed, t):
         torch.testing.assert_close(mf.lm(params, changed, config)[:, :cut], full[:, :cut])
 
 
+@pytest.mark.parametrize("norm", ["pre", "post"])
+@pytest.mark.parametrize("backend", ["scratch", "sdpa"])
+@given(seed=st.integers(0, 2**31 - 1), t=st.integers(1, 12), data=st.data())
+def test_lm_last_positions_equal_the_tail_of_the_full_output(norm, backend, seed, t, data):
+    """``last=n`` skips work in the final block only: its logits are the full forward's last n."""
+    config, params = small_lm(seed, norm=norm, backend=backend, depth=3)
+    tokens = torch.randint(0, 13, (2, t), generator=torch.Generator().manual_seed(seed))
+    n = data.draw(st.integers(1, t))
+    out = mf.lm(params, tokens, config, last=n)
+    assert out.shape == (2, n, 13)
+    torch.testing.assert_close(out, mf.lm(params, tokens, config)[:, -n:])
+
+
+@given(seed=st.integers(0, 2**31 - 1))
+def test_stacked_qkv_tree_computes_the_same_as_the_plain_tree(seed):
+    config, params = small_lm(seed)
+    stacked = mf.with_stacked_qkv(params)
+    assert all("qkv" in block["attn"] for block in stacked["blocks"])
+    assert all("qkv" not in block["attn"] for block in params["blocks"])     # the original is left alone
+    tokens = torch.randint(0, 13, (2, 12), generator=torch.Generator().manual_seed(seed))
+    torch.testing.assert_close(mf.lm(stacked, tokens, config), mf.lm(params, tokens, config))
+
+
 @pytest.mark.parametrize("backend", ["scratch", "sdpa"])
 @given(seed=st.integers(0, 2**31 - 1), prompt=st.integers(1, 6))
 def test_kv_cache_decoding_equals_full_forward_step_by_step(backend, seed, prompt):

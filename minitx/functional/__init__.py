@@ -12,6 +12,8 @@ from .attention import (
     self_attention,
     simple_self_attention,
     split_heads,
+    stack_qkv,
+    with_stacked_qkv,
 )
 from .block import init_transformer_block, transformer_block
 from .cache import KVCache, LayerCache
@@ -36,5 +38,5 @@ __all__ = [
     "init_cache", "init_classifier", "init_embedding", "init_feed_forward", "init_layer_norm", "init_linear",
     "init_lm", "init_self_attention", "init_transformer_block", "layer_norm", "linear", "lm", "merge_heads",
     "pool", "position_embedding", "self_attention", "simple_self_attention", "split_heads",
-    "transformer_block", "tree_from_state_dict", "tree_items", "tree_map",
+    "stack_qkv", "transformer_block", "tree_from_state_dict", "tree_items", "tree_map", "with_stacked_qkv",
 ]

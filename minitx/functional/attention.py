@@ -155,15 +155,36 @@ def init_self_attention(
     }
 
 
+def stack_qkv(params: Params) -> Params:
+    """The q, k, v projections of an attention dict as one linear layer: weight (3e, e), bias (3e,)."""
+    return {"weight": torch.cat([params[name]["weight"] for name in "qkv"]),
+            "bias": torch.cat([params[name]["bias"] for name in "qkv"])}
+
+
+def with_stacked_qkv(params: Params) -> Params:
+    """A copy of a parameter tree whose attention dicts also hold ``'qkv'`` (`stack_qkv`), so that
+    `project_qkv` does not stack the weights again on every call. For inference (sampling one token at a
+    time, where that copy costs as much as the token's own work); the stacked copy does not follow later
+    updates of q, k and v."""
+    if isinstance(params, list):
+        return [with_stacked_qkv(value) for value in params]
+    if not isinstance(params, dict):
+        return params
+    copied = {key: with_stacked_qkv(value) for key, value in params.items()}
+    if {"q", "k", "v"} <= params.keys():
+        copied["qkv"] = stack_qkv(params)
+    return copied
+
+
 def project_qkv(params: Params, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The query, key and value projections of x (b, t, e): three (b, t, e) tensors.
 
     Computed as one matrix product with the three weight matrices stacked, (b, t, e) @ (e, 3e): the same numbers
     as three separate `linear` calls, but one large product keeps the cores busier than three small ones.
+    The stacked weights are ``params['qkv']`` where `with_stacked_qkv` put them, else stacked here.
     """
-    weight = torch.cat([params[name]["weight"] for name in "qkv"])            # (3e, e)
-    bias = torch.cat([params[name]["bias"] for name in "qkv"])                # (3e,)
-    return tuple(F.linear(x, weight, bias).chunk(3, dim=-1))                   # views into one (b, t, 3e)
+    stacked = params["qkv"] if "qkv" in params else stack_qkv(params)
+    return tuple(F.linear(x, stacked["weight"], stacked["bias"]).chunk(3, dim=-1))   # views into one (b, t, 3e)
 
 
 def self_attention(
@@ -176,19 +197,23 @@ def self_attention(
     scale: bool | float = True,
     cache: LayerCache | None = None,
     backend: str = "scratch",
+    last: int | None = None,
 ) -> torch.Tensor:
     """Multi-head self-attention of Q6: x (batch, time, emb) -> (batch, time, emb).
 
     Queries, keys and values are separate projections of x, split into ``heads`` heads of size
     s = emb // heads, attended per head with 1/sqrt(s) scaling, merged back and projected by ``o``.
     ``mask`` (batch, time), True = real token. With a ``cache`` the keys and values of earlier calls are
-    prepended, so x holds only the new positions (causal decoding one token at a time).
+    prepended, so x holds only the new positions (causal decoding one token at a time). ``last=n`` returns
+    only the last n positions, (batch, n, emb): only they query, every position is still a key.
     """
     _check_sequence(x, "self_attention input")
     check_heads(x.shape[-1], heads)
     if mask is not None:
         _check_mask(mask, x)
     q, k, v = (split_heads(part, heads) for part in project_qkv(params, x))   # 3 x (b, h, t, s)
+    if last is not None:
+        q = q[:, :, -last:]                                                # (b, h, last, s)
     if cache is not None:
         k, v, mask = cache.append(k, v, mask)                              # (b, h, T, s), mask (b, T) or None
     key_mask = None if mask is None else mask[:, None, None, :]            # (b, 1, 1, T): per key, all heads

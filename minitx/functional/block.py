@@ -41,20 +41,27 @@ def transformer_block(
     norm: str = "post",
     backend: str = "scratch",
     generator: torch.Generator | None = None,
+    last: int | None = None,
 ) -> torch.Tensor:
-    """One block: (batch, time, emb) -> (batch, time, emb). ``mask`` (batch, time), True = real token."""
+    """One block: (batch, time, emb) -> (batch, time, emb). ``mask`` (batch, time), True = real token.
+
+    ``last=n`` computes only the last n positions, (batch, n, emb), attending over all of them: what the
+    final block needs when only the last prediction counts (the Q12 estimate).
+    """
 
     def attn(h: torch.Tensor) -> torch.Tensor:
-        out = self_attention(params["attn"], h, heads, mask=mask, causal=causal, cache=cache, backend=backend)
+        out = self_attention(params["attn"], h, heads, mask=mask, causal=causal, cache=cache, backend=backend,
+                             last=last)
         return apply_dropout(out, dropout, training, generator)
 
     def ff(h: torch.Tensor) -> torch.Tensor:
         return apply_dropout(feed_forward(params["ff"], h), dropout, training, generator)
 
+    residual = x if last is None else x[:, -last:]                          # (b, t or last, e)
     if norm == "post":
-        x = layer_norm(params["ln1"], x + attn(x))
+        x = layer_norm(params["ln1"], residual + attn(x))
         return layer_norm(params["ln2"], x + ff(x))
     if norm == "pre":
-        x = x + attn(layer_norm(params["ln1"], x))
+        x = residual + attn(layer_norm(params["ln1"], x))
         return x + ff(layer_norm(params["ln2"], x))
     raise ValueError(f"norm must be 'post' or 'pre', got {norm!r}")

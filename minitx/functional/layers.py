@@ -101,8 +101,12 @@ def init_feed_forward(
 
 
 def feed_forward(params: Params, x: torch.Tensor) -> torch.Tensor:
-    """Per-position MLP: (..., emb) -> relu -> (..., hidden) -> (..., emb). Mixes nothing across time."""
-    return linear(params["out"], torch.relu(linear(params["hidden"], x)))
+    """Per-position MLP: (..., emb) -> relu -> (..., hidden) -> (..., emb). Mixes nothing across time.
+
+    The ReLU runs in place on the hidden layer's fresh output (autograd allows it: relu's backward needs only
+    its output): on CPU a new (..., hidden) tensor costs page faults that take longer than the ReLU itself.
+    """
+    return linear(params["out"], torch.relu_(linear(params["hidden"], x)))
 
 
 def pool(x: torch.Tensor, how: str, mask: torch.Tensor | None = None) -> torch.Tensor:

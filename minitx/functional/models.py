@@ -110,21 +110,25 @@ def lm(
     cache: KVCache | None = None,
     training: bool = False,
     generator: torch.Generator | None = None,
+    last: int | None = None,
 ) -> torch.Tensor:
     """tokens (batch, time) long -> next-token logits (batch, time, vocab); position t sees tokens 0..t only.
 
     With a ``cache`` (from `init_cache`), ``tokens`` are the positions after those already in it, and the
-    logits equal those of the full forward pass over the whole sequence.
+    logits equal those of the full forward pass over the whole sequence. ``last=n`` returns only the last n
+    positions' logits, (batch, n, vocab), the same numbers as ``lm(...)[:, -n:]``, but the final block works
+    on those n positions only (every earlier block needs them all, as keys).
     """
     _check_tokens(tokens)
     offset = 0 if cache is None else cache.length
     x = embedding(params["tokens"], tokens)                                             # (b, t, e)
     x = x + position_embedding(params["positions"], tokens.shape[1], offset)            # (t, e)
     x = dropout(x, config.dropout, training, generator)
+    final = len(params["blocks"]) - 1
     for i, block in enumerate(params["blocks"]):
         x = transformer_block(block, x, config.heads, causal=True, dropout=config.dropout, training=training,
                               cache=None if cache is None else cache.layers[i], norm=config.norm,
-                              backend=config.backend, generator=generator)
+                              backend=config.backend, generator=generator, last=last if i == final else None)
     if config.norm == "pre":
         x = layer_norm(params["norm"], x)
     return linear(params["head"], x)                                                    # (b, t, vocab)
@@ -132,4 +136,4 @@ def lm(
 
 def init_cache(config: LMConfig) -> KVCache:
     """An empty key/value cache for `lm`, one layer cache per block."""
-    return KVCache(config.depth)
+    return KVCache(config.depth, capacity=config.context)
