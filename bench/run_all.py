@@ -224,6 +224,10 @@ def render(results: Path, image: Path, docs: Path) -> str:
     gpu_section = gpu_page_section(results)
     load = (f"load average {meta['load_before'][0]:.1f} before and {meta['load_after'][0]:.1f} after"
             if meta.get("load_before") else "load not recorded")
+    # the load before the run is other processes' (afterwards it includes the benchmark's own threads)
+    busy = bool(meta.get("load_before")) and meta["load_before"][0] > 0.75 * (meta.get("cores") or 1)
+    conditions = (f"**The machine was shared** with other jobs ({load}), so absolute speeds are low and noisy."
+                  if busy else f"The machine was otherwise quiet ({load}).")
     tiny_note = "\n**These rows come from a `--tiny` smoke run: they are not measurements.**\n" if meta.get("tiny") \
         else ""
     return f"""# Performance
@@ -238,9 +242,8 @@ the rows saved in `runs/bench/` without measuring).
 {tiny_note}
 Measured {meta.get('date', '?')} (code {meta.get('commit', '?')}) on {meta.get('cpu', '?')}
 ({meta.get('cores', '?')} cores), torch {meta.get('torch', '?')}, `torch.set_num_threads({meta.get('threads', '?')})`.
-**The machine was shared** with other engineers' training runs ({load}; 2 cores), so absolute speeds are low
-and noisy. The contenders are therefore timed interleaved in one process, and ratios are taken between steps of
-the same round; trust the ratios more than the absolute tokens/s.
+{conditions} The contenders are timed interleaved in one process, and ratios are taken between steps of the same
+round, so load from other processes hits them alike; trust the ratios more than the absolute tokens/s.
 
 ## What is measured
 
