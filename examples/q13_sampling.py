@@ -33,9 +33,11 @@ if args.threads:
 (train, val), (i2c, _) = load_toy()
 config = LMConfig(vocab=len(i2c), emb=args.emb, heads=4, depth=args.depth, context=args.context, backend="sdpa")
 settings = LMTrainSettings(steps=args.steps, lr=2e-3, warmup=min(500, args.steps // 10), eval_every=args.every,
-                           sample_every=args.every, temperature=args.temperature, eval_batches=100, final_eval="none")
+                           sample_every=args.every, temperature=args.temperature, eval_batches=100, final_eval="exact")
 result = train_lm(config, train, val, settings, i2c=i2c, out=args.out, floor=toy_entropy_floor())
 
 print("\n| batches | validation bits (estimate) | sample (seed in brackets) |\n|---|---|---|")
 for step, bits, text in result.samples:
     print(f"| {step} | {bits:.3f} | `[{text[:16]}]{text[16:]}` |")
+print(f"\nexact validation bits per character at the end: {result.summary['final_exact_bits']:.4f} "
+      f"(floor {toy_entropy_floor():.4f})")
