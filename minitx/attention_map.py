@@ -1,9 +1,7 @@
-"""Which words does a trained classifier look at? Attention weights, recomputed, drawn as heat maps.
+"""Which words does a trained classifier look at? Its attention weights, drawn as heat maps.
 
-The library's attention core returns outputs, not weights, so `attention_weights` replays the classifier
-layer by layer: before each attention layer it recomputes softmax(q kᵀ · scale) from the trained parameters
-(with `mf.split_heads` and `mf.linear`, exactly as `mf.self_attention` forms q and k), then runs the layer
-itself to get the next layer's input.
+`attention_weights` runs the classifier once inside `mf.recording_attention`, which collects the weights of
+every `mf.attend` call: the weights the model used, layer by layer, with no second copy of the model's code.
 
     python -m minitx.attention_map runs/q08-xor-pos/model.pt --out runs/q08-xor-pos/attention.png
 """
@@ -11,7 +9,6 @@ itself to get the next layer's input.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
@@ -23,20 +20,6 @@ from .config import ClassifierConfig
 from .data import pad_batch
 
 
-def _softmax_weights(q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor | None, scale: float) -> torch.Tensor:
-    """softmax(q kᵀ · scale) over the keys; q, k (b, h, t, s), mask (b, t) -> weights (b, h, t, t)."""
-    scores = (q @ k.transpose(-2, -1)) * scale                        # (b, h, t, t)
-    if mask is not None:
-        scores = scores.masked_fill(~mask[:, None, None, :], float("-inf"))
-    return torch.softmax(scores, dim=-1)
-
-
-def _projected_weights(layer: mf.Params, x: torch.Tensor, heads: int, mask: torch.Tensor | None) -> torch.Tensor:
-    q = mf.split_heads(mf.linear(layer["q"], x), heads)              # (b, h, t, s)
-    k = mf.split_heads(mf.linear(layer["k"], x), heads)              # (b, h, t, s)
-    return _softmax_weights(q, k, mask, 1 / math.sqrt(q.shape[-1]))
-
-
 @torch.no_grad()
 def attention_weights(params: mf.Params, tokens: torch.Tensor, config: ClassifierConfig,
                       mask: torch.Tensor | None = None) -> list[torch.Tensor]:
@@ -46,24 +29,9 @@ def attention_weights(params: mf.Params, tokens: torch.Tensor, config: Classifie
     """
     if config.attention == "none":
         raise ValueError("the baseline model has no attention to draw; train --model simple, full or transformer")
-    x = mf.embedding(params["tokens"], tokens)                                   # (b, t, e)
-    if config.positions:
-        x = x + mf.position_embedding(params["positions"], tokens.shape[1])      # (t, e) broadcasts over b
-    weights = []
-    if config.blocks:
-        for block in params["blocks"]:
-            h = x if config.norm == "post" else mf.layer_norm(block["ln1"], x)  # what the attention sees
-            weights.append(_projected_weights(block["attn"], h, config.heads, mask))
-            x = mf.transformer_block(block, x, config.heads, mask=mask, norm=config.norm)
-    elif config.attention == "full":
-        for layer in params["attention"]:
-            weights.append(_projected_weights(layer, x, config.heads, mask))
-            x = mf.self_attention(layer, x, config.heads, mask=mask)
-    else:
-        for _ in range(config.depth):
-            weights.append(_softmax_weights(x[:, None], x[:, None], mask, 1.0))  # unscaled, one head
-            x = mf.simple_self_attention(x, mask)
-    return weights
+    with mf.recording_attention() as weights:
+        mf.classifier(params, tokens, config, mask=mask)
+    return [w if w.dim() == 4 else w[:, None] for w in weights]       # simple attention: (b, t, t) -> (b, 1, t, t)
 
 
 def plot_attention(weights: torch.Tensor, words: list[list[str]], path: str | Path, titles: list[str]) -> Path:

@@ -48,6 +48,21 @@ def test_attend_matches_naive_loops_and_einsum(case, causal, scale, backend):
     torch.testing.assert_close(out, einsum_attention(q, k, v, expected_visible, factor))
 
 
+@given(attention_case(), st.booleans(), st.sampled_from(["scratch", "sdpa"]))
+def test_recorded_weights_times_values_give_the_output(case, causal, backend):
+    """The weights `recording_attention` collects are the ones used: weights @ v is the output (rows that see
+    no key are all zero, as their output is), each row sums to 1 or 0, and outside the block nothing is kept."""
+    q, k, v, visible = case
+    with mf.recording_attention() as recorded:
+        out = mf.attend(q, k, v, mask=visible, causal=causal, backend=backend)
+    mf.attend(q, k, v, mask=visible, causal=causal, backend=backend)           # outside: not recorded
+    (weights,) = recorded
+    assert weights.shape == (q.shape[0], q.shape[1], k.shape[1])
+    torch.testing.assert_close(weights @ v, out)
+    sums = weights.sum(-1)
+    assert torch.all(torch.isclose(sums, torch.ones_like(sums)) | (sums == 0))
+
+
 def test_fully_masked_query_returns_zeros_with_finite_gradients():
     q, k, v = (torch.randn(1, 3, 4, dtype=f64, requires_grad=True) for _ in range(3))
     visible = torch.tensor([[[True, False, False], [False, False, False], [True, True, False]]])

@@ -9,6 +9,7 @@ from .attention import (
     causal_visibility,
     init_self_attention,
     merge_heads,
+    recording_attention,
     self_attention,
     simple_self_attention,
     split_heads,
@@ -37,6 +38,6 @@ __all__ = [
     "attend", "causal_visibility", "classifier", "count_parameters", "dropout", "embedding", "feed_forward",
     "init_cache", "init_classifier", "init_embedding", "init_feed_forward", "init_layer_norm", "init_linear",
     "init_lm", "init_self_attention", "init_transformer_block", "layer_norm", "linear", "lm", "merge_heads",
-    "pool", "position_embedding", "self_attention", "simple_self_attention", "split_heads",
+    "pool", "position_embedding", "recording_attention", "self_attention", "simple_self_attention", "split_heads",
     "stack_qkv", "transformer_block", "tree_from_state_dict", "tree_items", "tree_map", "with_stacked_qkv",
 ]

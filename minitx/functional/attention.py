@@ -14,7 +14,9 @@ key). PyTorch's `scaled_dot_product_attention` uses the same polarity; `nn.Multi
 `key_padding_mask` uses the opposite one.
 """
 
+import contextlib
 import math
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +26,33 @@ from .cache import LayerCache
 from .layers import _check_mask, _check_sequence, init_linear, linear
 from .scratch_kernel import ScratchAttention
 from .tree import Params
+
+_recorders: list[list[torch.Tensor]] = []      # the open `recording_attention` blocks, innermost last
+
+
+@contextlib.contextmanager
+def recording_attention() -> Iterator[list[torch.Tensor]]:
+    """Inside the block every `attend` call also appends its weights, softmax(q kᵀ · scale + mask) of shape
+    (..., tq, tk), detached, to the list it yields: what a model *actually* attended to, layer by layer, for
+    heat maps. It costs one more score product per call inside the block and nothing outside it.
+
+        with mf.recording_attention() as weights:
+            mf.classifier(params, tokens, config, mask=mask)
+    """
+    weights: list[torch.Tensor] = []
+    _recorders.append(weights)
+    try:
+        yield weights
+    finally:
+        _recorders.pop()
+
+
+def _weights(q: torch.Tensor, k: torch.Tensor, visible: torch.Tensor | None, factor: float) -> torch.Tensor:
+    """softmax(q kᵀ · factor), masked to the visible keys: (..., tq, tk)."""
+    scores = (q @ k.transpose(-2, -1)) * factor
+    if visible is not None:
+        scores = scores.masked_fill(~visible, float("-inf"))
+    return torch.softmax(scores, dim=-1)
 
 
 def causal_visibility(queries: int, keys: int, device: torch.device | None = None) -> torch.Tensor:
@@ -81,6 +110,10 @@ def attend(
     if mask is not None:
         empty_rows = ~visible.any(dim=-1, keepdim=True)                   # (..., tq, 1)
         visible = visible | empty_rows
+
+    if _recorders:
+        recorded = _weights(q.detach(), k.detach(), visible, factor)
+        _recorders[-1].append(recorded if empty_rows is None else recorded.masked_fill(empty_rows, 0.0))
 
     if backend == "sdpa":
         if mask is None and causal and tq == tk:                          # the flash kernels' fast case
