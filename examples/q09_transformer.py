@@ -12,11 +12,11 @@ from common import experiment, parser, setup
 import minitx.functional as mf
 from minitx.classify import TrainSettings, load_dataset
 
-args = parser(__doc__, epochs=3, seeds=1).parse_args()
+args = parser(__doc__, epochs=4, seeds=1).parse_args()
 setup(args)
 print(inspect.getsource(mf.transformer_block))
 data = load_dataset("imdb", path=args.data_path, vocab=20_000, start_token=True)
-settings = TrainSettings(epochs=args.epochs, lr=1e-3, tokens=8192, max_len=256, warmup=200, decay=True, clip=1.0,
-                         weight_decay=0.01, progress=False)
+settings = TrainSettings(epochs=args.epochs, lr=2e-3, tokens=8192, max_len=512, warmup=200, decay=True, clip=1.0,
+                         weight_decay=0.05, progress=False)
 experiment("imdb transformer x3, select on .start", data, "transformer", settings, args.seeds, emb=64, heads=4,
-           depth=3, pool="select", positions=True, max_len=256, dropout=0.1, backend="sdpa")
+           depth=3, pool="select", positions=True, max_len=512, dropout=0.2, backend="sdpa")
