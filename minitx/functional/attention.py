@@ -209,15 +209,18 @@ def with_stacked_qkv(params: Params) -> Params:
     return copied
 
 
-def project_qkv(params: Params, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The query, key and value projections of x (b, t, e): three (b, t, e) tensors.
+def project_qkv(params: Params, x: torch.Tensor, heads: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The query, key and value projections of x (b, t, e), split into heads: three (b, h, t, s) tensors.
 
     Computed as one matrix product with the three weight matrices stacked, (b, t, e) @ (e, 3e): the same numbers
-    as three separate `linear` calls, but one large product keeps the cores busier than three small ones.
+    as three separate `linear` calls, but one large product keeps the cores busier than three small ones, and
+    one view of its output splits all three into heads (what `split_heads` does to each of them).
     The stacked weights are ``params['qkv']`` where `with_stacked_qkv` put them, else stacked here.
     """
     stacked = params["qkv"] if "qkv" in params else stack_qkv(params)
-    return tuple(F.linear(x, stacked["weight"], stacked["bias"]).chunk(3, dim=-1))   # views into one (b, t, 3e)
+    b, t, e = x.shape
+    qkv = F.linear(x, stacked["weight"], stacked["bias"])                          # (b, t, 3e)
+    return qkv.view(b, t, 3, heads, e // heads).permute(2, 0, 3, 1, 4).unbind(0)   # views into it
 
 
 def self_attention(
@@ -244,7 +247,7 @@ def self_attention(
     check_heads(x.shape[-1], heads)
     if mask is not None:
         _check_mask(mask, x)
-    q, k, v = (split_heads(part, heads) for part in project_qkv(params, x))   # 3 x (b, h, t, s)
+    q, k, v = project_qkv(params, x, heads)                                # 3 x (b, h, t, s)
     if last is not None:
         q = q[:, :, -last:]                                                # (b, h, last, s)
     if cache is not None:
