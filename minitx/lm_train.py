@@ -217,7 +217,12 @@ def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: L
     tokens_per_step = settings.batch * settings.accumulate * config.context * info.world_size
     stopping = False
     clock = time.time() - elapsed      # so that time.time() - clock counts on from a resumed run's elapsed time
-    bar = tqdm(total=settings.steps, initial=step, desc="train", disable=quiet or not is_main, mininterval=5)
+    # A run on the clock shows the clock (seconds of the time limit), not a step count whose end it never reaches.
+    by_clock = settings.time_limit is not None
+    bar = tqdm(total=round(settings.time_limit * 60) if by_clock else settings.steps,
+               initial=round(elapsed) if by_clock else step, desc="train", disable=quiet or not is_main,
+               mininterval=5, bar_format="{l_bar}{bar}| {n}/{total} s [{elapsed}<{remaining}{postfix}]" if by_clock
+               else None)
     while not stopping:
         lr = settings.lr * schedule.factor(step, elapsed)
         for group in optimizer.param_groups:
@@ -237,12 +242,12 @@ def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: L
         window_norm += norm.detach()
         window_steps += 1
         step += 1
-        bar.update(1)
         logging = step % settings.log_every == 0 or step >= settings.steps
         if logging or info.world_size == 1:
             # Every rank must take the same learning rate and stop at the same step: under DDP the clock is
             # read, and averaged over the ranks, at logging intervals only.
             elapsed = distributed.average(time.time() - clock, info)
+        bar.update(min(round(elapsed), bar.total) - bar.n if by_clock else 1)
         stopping = step >= settings.steps or schedule.progress(step, elapsed) >= 1.0
         if not (logging or stopping):
             continue
@@ -259,7 +264,7 @@ def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: L
         log.scalar("lr", lr, step)
         # throughput of this logging window (all ranks); the first window includes compilation and warm-up
         log.scalar("tokens_per_s", tokens_per_step * window_steps / max(elapsed - window_start, 1e-9), step)
-        bar.set_postfix(bits=f"{bits:.3f}", lr=f"{lr:.2e}")
+        bar.set_postfix(bits=f"{bits:.3f}", lr=f"{lr:.2e}", **({"step": step} if by_clock else {}))
         window_loss.zero_()
         window_norm.zero_()
         window_steps = 0
