@@ -6,6 +6,10 @@ Two cases on the default character model (emb 128, 4 heads, 4 blocks, context 25
 a 16-character seed (the sequence fits the context: the cache does one position per character), and 600 new
 characters (past the context: both paths run full windows of 256 after the first 240). The two contenders run
 in interleaved rounds (`bench.common.interleaved_times`) and their greedy outputs are checked to be identical.
+
+``--overhead`` adds a third contender to the same rounds: the cached sampler on a model 16 times narrower
+(emb 8, the same heads, depth and context), whose steps are the same ~90 operations with almost no arithmetic.
+Its time over the default model's is the share of a cached step that is per-operation overhead.
 """
 
 import argparse
@@ -21,21 +25,34 @@ from minitx.sample import sample
 from .common import interleaved_times, spread
 
 
-def measure(length: int, repeats: int, batch: int = 1) -> dict:
-    model = LM(LMConfig(vocab=31, backend="sdpa"), torch.Generator().manual_seed(0)).eval()
+def _model(emb: int = 128) -> LM:
+    return LM(LMConfig(vocab=31, emb=emb, backend="sdpa"), torch.Generator().manual_seed(0)).eval()
+
+
+def measure(length: int, repeats: int, batch: int = 1, overhead: bool = False) -> dict:
+    model = _model()
     seed = torch.randint(4, 31, (batch, 16), generator=torch.Generator().manual_seed(1))
     cached = sample(model, seed, length, temperature=0)
     rerun = sample(model, seed, length, temperature=0, use_cache=False)
     if not torch.equal(cached, rerun):
         raise AssertionError("cached and re-run greedy samples differ")
-    times = interleaved_times({
+    contenders = {
         "cache": lambda: sample(model, seed, length, temperature=0),
         "rerun": lambda: sample(model, seed, length, temperature=0, use_cache=False),
-    }, repeats)
+    }
+    if overhead:
+        narrow = _model(emb=8)
+        contenders["cache_emb8"] = lambda: sample(narrow, seed, length, temperature=0)
+    times = interleaved_times(contenders, repeats)
     ratios = [r / c for c, r in zip(times["cache"], times["rerun"], strict=True)]
-    return {"new_characters": length, "batch": batch, "cache_s": spread(times["cache"]),
-            "rerun_s": spread(times["rerun"]), "speedup_median": statistics.median(ratios),
-            "speedup_min": min(ratios), "identical_greedy_output": True}
+    row = {"new_characters": length, "batch": batch, "cache_s": spread(times["cache"]),
+           "rerun_s": spread(times["rerun"]), "speedup_median": statistics.median(ratios),
+           "speedup_min": min(ratios), "identical_greedy_output": True}
+    if overhead:
+        row["cache_emb8_s"] = spread(times["cache_emb8"])
+        row["overhead_share_median"] = statistics.median(
+            n / c for c, n in zip(times["cache"], times["cache_emb8"], strict=True))
+    return row
 
 
 def main() -> None:
@@ -43,15 +60,20 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds")
     parser.add_argument("--lengths", type=int, nargs="+", default=[200, 600], help="new characters per sample")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--overhead", action="store_true",
+                        help="also time the cached sampler on an emb-8 model (the per-operation overhead)")
     parser.add_argument("--json", default=None, help="also write the rows to this file")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    rows = [measure(length, args.repeats) for length in args.lengths]
+    rows = [measure(length, args.repeats, overhead=args.overhead) for length in args.lengths]
     for row in rows:
         print(f"{row['new_characters']} new characters: cache {row['cache_s']['median']:.2f} s, "
               f"re-run {row['rerun_s']['median']:.2f} s (medians), speed-up {row['speedup_median']:.1f}x "
               f"(min {row['speedup_min']:.1f}x), identical greedy output")
+        if args.overhead:
+            print(f"  cache on an emb-8 model {row['cache_emb8_s']['median']:.2f} s: "
+                  f"{row['overhead_share_median']:.0%} of the default model's cached time (median of rounds)")
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(rows, handle, indent=2)

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from bench import common, context, gpu, profile_step, run_all, throughput
+from bench import common, context, gpu, profile_step, run_all, sampling, throughput
 
 TINY_ARGS = ["--tiny", "--threads", "1"]
 
@@ -156,3 +156,10 @@ def test_history_records_each_full_run_once(saved, tmp_path):
 
 def _scratch_b(rows: list[dict]) -> dict:
     return next(r for r in rows if r["workload"] == "B" and r["contender"] == "scratch")
+
+
+def test_sampling_rows_check_identical_output_and_report_the_overhead_share():
+    row = sampling.measure(length=4, repeats=1, overhead=True)
+    assert row["identical_greedy_output"] and row["new_characters"] == 4
+    assert row["speedup_min"] <= row["speedup_median"]
+    assert row["cache_emb8_s"]["min"] > 0 and 0 < row["overhead_share_median"] < 10
