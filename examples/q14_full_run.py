@@ -33,7 +33,8 @@ parser.add_argument("--val-sentences", type=int, default=5000,
 parser.add_argument("--samples", type=int, default=256,
                     help="samples for the acceptance check (16-character seed + 240 new: within the context)")
 parser.add_argument("--temperature", type=float, default=1.0,
-                    help="sampling temperature of the acceptance check (the report goes to q14-tX.json if not 1)")
+                    help="sampling temperature of the acceptance check (other than 1.0 or 256 samples: "
+                         "the report goes to q14-tT-nN.json)")
 parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
 parser.add_argument("--out", default="runs/q14-toy", help="run folder")
 parser.add_argument("--evaluate-only", action="store_true", help="skip training: evaluate the checkpoint in --out")
@@ -59,8 +60,8 @@ else:
 acceptance = sampled_acceptance(model, val, i2c, samples=args.samples, temperature=args.temperature)
 report = {"final_exact_bits": summary["final_exact_bits"], "entropy_floor": floor,
           "train_time_s": summary["train_time_s"], "steps": summary["steps"], **acceptance}
-write_json_atomic(Path(args.out) / ("q14.json" if args.temperature == 1.0 else f"q14-t{args.temperature:g}.json"),
-                  report)
+checks = "" if (args.temperature, args.samples) == (1.0, 256) else f"-t{args.temperature:g}-n{args.samples}"
+write_json_atomic(Path(args.out) / f"q14{checks}.json", report)
 print(f"exact validation bits {report['final_exact_bits']:.4f} (floor {floor:.4f}) after {report['steps']} steps, "
       f"{report['train_time_s'] / 60:.1f} min; the grammar accepts {acceptance['accepted_fraction']:.1%} of "
       f"{acceptance['sentences_checked']} sampled sentences at temperature {args.temperature:g}")

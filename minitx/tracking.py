@@ -81,12 +81,13 @@ class RunLog:
                 if self.series.get(name):
                     steps, values = zip(*self.series[name], strict=True)
                     ax.plot(steps, values, label=name, marker="o" if len(steps) < 30 else None)
+            ax.set_title(title)
             if hlines and title in hlines:
                 y, label = hlines[title]
                 ax.axhline(y, color="k", linestyle="--", linewidth=1, label=label)
+                self._zoom_to_tail(ax, names, y)
             if title in logy:
                 ax.set_yscale("log")
-            ax.set_title(title)
             ax.set_xlabel("step")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
@@ -95,6 +96,19 @@ class RunLog:
         fig.savefig(path, dpi=110)
         plt.close(fig)
         return path
+
+    def _zoom_to_tail(self, ax, names: list[str], line: float) -> None:
+        """Fit the y range to the series after their first 5% of steps, and the reference line: the first
+        steps' values (e.g. log2 of the vocabulary) would press the end of a curve flat onto the line."""
+        points = [point for name in names for point in self.series.get(name, [])]
+        if not points:
+            return
+        first = max(step for step, _ in points) * 0.05
+        tail = [value for step, value in points if step >= first]
+        low, high = min(*tail, line), max(*tail, line)
+        pad = 0.1 * (high - low) or 0.01 * abs(line) or 0.01
+        ax.set_ylim(low - pad, high + pad)
+        ax.set_title(f"{ax.get_title()} (range of the last 95% of steps)", fontsize=9)
 
     def close(self) -> None:
         if self._writer is not None:

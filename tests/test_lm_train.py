@@ -10,6 +10,7 @@ import minitx.lm_train as lm_train
 from minitx import LMConfig
 from minitx.checkpoint import load_checkpoint
 from minitx.lm_train import CHECKPOINT, LMTrainSettings, Schedule, lm_loss, train_lm
+from minitx.tracking import RunLog
 
 V = 9
 CONFIG = LMConfig(vocab=V, emb=16, heads=2, depth=1, context=8)
@@ -146,3 +147,20 @@ def test_the_lm_command_on_a_local_file_then_sample_from_it(tmp_path, capsys):
     assert capsys.readouterr().out.startswith("[the ]")
     assert main(["lm", "--data", str(text), "--resume"]) == 2
     assert "--resume needs --out" in capsys.readouterr().err
+
+
+def test_a_panel_with_a_floor_is_zoomed_to_the_end_of_the_run(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    log = RunLog(tmp_path, {})
+    for step, bits in enumerate([4.7, 2.0, 0.7] + [0.56 + 0.001 * (i % 3) for i in range(97)]):
+        log.scalar("train/bits", bits, step)
+    assert log.plot({"bits": ["train/bits"]}, hlines={"bits": (0.548, "floor")}).is_file()
+    _, ax = plt.subplots()
+    log._zoom_to_tail(ax, ["train/bits"], 0.548)
+    low, high = ax.get_ylim()
+    assert low < 0.548 < 0.562 < high < 0.6            # the floor and the tail in view, the first steps' 4.7 not
+    log.close()
