@@ -159,8 +159,9 @@ def test_a_panel_with_a_floor_is_zoomed_to_the_end_of_the_run(tmp_path):
     for step, bits in enumerate([4.7, 2.0, 0.7] + [0.56 + 0.001 * (i % 3) for i in range(97)]):
         log.scalar("train/bits", bits, step)
     assert log.plot({"bits": ["train/bits"]}, hlines={"bits": (0.548, "floor")}).is_file()
-    _, ax = plt.subplots()
+    figure, ax = plt.subplots()
     log._zoom_to_tail(ax, ["train/bits"], 0.548)
     low, high = ax.get_ylim()
+    plt.close(figure)
     assert low < 0.548 < 0.562 < high < 0.6            # the floor and the tail in view, the first steps' 4.7 not
     log.close()
