@@ -2,6 +2,7 @@
 
     python examples/q14_full_run.py                      # 15 minutes of training, then the exact evaluation
     python examples/q14_full_run.py --time-limit 45 --out runs/q14-45min
+    python examples/q14_full_run.py --evaluate-only --out runs/q14-45min --samples 4096 --epsilon 1e-3
 
 The learning-rate schedule follows the clock (warmup, then a cosine that ends when the time is up), so the
 run fits its budget on any machine. At the end: the exact validation bits (every character scored once,
@@ -35,6 +36,9 @@ parser.add_argument("--samples", type=int, default=256,
 parser.add_argument("--temperature", type=float, default=1.0,
                     help="sampling temperature of the acceptance check (other than 1.0 or 256 samples: "
                          "the report goes to q14-tT-nN.json)")
+parser.add_argument("--epsilon", type=float, default=None,
+                    help="drop characters less likely than this when sampling (epsilon sampling; see pick_next); "
+                         "the report goes to q14-tT-epsE-nN.json")
 parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
 parser.add_argument("--out", default="runs/q14-toy", help="run folder")
 parser.add_argument("--evaluate-only", action="store_true", help="skip training: evaluate the checkpoint in --out")
@@ -57,12 +61,20 @@ else:
     model, summary = result.model, {**result.summary, "steps": result.step}
 
 # Q14: how close are the samples to the data? The fraction of sampled sentences the grammar accepts.
-acceptance = sampled_acceptance(model, val, i2c, samples=args.samples, temperature=args.temperature)
+acceptance = sampled_acceptance(model, val, i2c, samples=args.samples, temperature=args.temperature,
+                                epsilon=args.epsilon)
+# The least likely character of the validation stream under the model: an epsilon below it drops none of them
+# (they all keep at least their probability, renormalised), only the tail the data never takes.
+lowest = 2.0 ** -exact_bits(model, val, config.context, per_position=True).max().item()
 report = {"final_exact_bits": summary["final_exact_bits"], "entropy_floor": floor,
-          "train_time_s": summary["train_time_s"], "steps": summary["steps"], **acceptance}
-checks = "" if (args.temperature, args.samples) == (1.0, 256) else f"-t{args.temperature:g}-n{args.samples}"
+          "train_time_s": summary["train_time_s"], "steps": summary["steps"],
+          "lowest_validation_probability": lowest, **acceptance}
+checks = "" if (args.temperature, args.samples, args.epsilon) == (1.0, 256, None) else (
+    f"-t{args.temperature:g}" + (f"-eps{args.epsilon:g}" if args.epsilon is not None else "") + f"-n{args.samples}")
 write_json_atomic(Path(args.out) / f"q14{checks}.json", report)
 print(f"exact validation bits {report['final_exact_bits']:.4f} (floor {floor:.4f}) after {report['steps']} steps, "
-      f"{report['train_time_s'] / 60:.1f} min; the grammar accepts {acceptance['accepted_fraction']:.1%} of "
-      f"{acceptance['sentences_checked']} sampled sentences at temperature {args.temperature:g}")
+      f"{report['train_time_s'] / 60:.1f} min; the grammar accepts {acceptance['accepted_fraction']:.2%} of "
+      f"{acceptance['sentences_checked']} sampled sentences at temperature {args.temperature:g}"
+      + (f", epsilon {args.epsilon:g}" if args.epsilon is not None else "")
+      + f"; the least likely validation character has p = {lowest:.2e}")
 print(acceptance["examples"][0])

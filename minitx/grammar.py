@@ -203,16 +203,18 @@ def toy_entropy_floor(samples: int = 1000) -> float:
 
 
 def sampled_acceptance(model: LM, val: torch.Tensor, i2c: list[str], *, samples: int = 256, length: int = 240,
-                       temperature: float = 1.0, seed: int = 0, grammar: Grammar = TOY_GRAMMAR,
-                       start: str = TOY_START) -> dict:
+                       temperature: float = 1.0, epsilon: float | None = None, seed: int = 0,
+                       grammar: Grammar = TOY_GRAMMAR, start: str = TOY_START) -> dict:
     """How close a model's samples are to the data (Q14): the fraction of whole sampled sentences the grammar
     accepts. ``samples`` seeds of 16 characters are sliced from ``val`` and continued by ``length`` characters
-    (16 + 240 fits a context of 256, so every step uses the key/value cache)."""
+    (16 + 240 fits a context of 256, so every step uses the key/value cache). ``temperature`` and ``epsilon``
+    are those of `minitx.sample.pick_next`."""
     seeds = random_slices(val, samples, 16, torch.Generator().manual_seed(seed))           # (samples, 16)
-    tokens = sample(model, seeds, length, temperature=temperature, generator=torch.Generator().manual_seed(seed + 1))
+    tokens = sample(model, seeds, length, temperature=temperature, epsilon=epsilon,
+                    generator=torch.Generator().manual_seed(seed + 1))
     texts = [decode(row, i2c) for row in tokens]
     checked = [(fraction, n) for fraction, n in map(lambda t: accepted_fraction(t, grammar, start), texts) if n]
     sentences = sum(n for _, n in checked)
     accepted = sum(fraction * n for fraction, n in checked)
     return {"accepted_fraction": accepted / sentences if sentences else math.nan, "sentences_checked": sentences,
-            "temperature": temperature, "examples": texts[:3]}
+            "temperature": temperature, "epsilon": epsilon, "examples": texts[:3]}

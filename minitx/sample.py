@@ -32,14 +32,20 @@ def decode(tokens: torch.Tensor | list[int], i2c: list[str]) -> str:
 
 
 def pick_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
-              generator: torch.Generator | None = None) -> torch.Tensor:
+              generator: torch.Generator | None = None, epsilon: float | None = None) -> torch.Tensor:
     """One token per row of logits (b, vocab) -> (b,) long.
 
     ``temperature`` 1.0 samples the model's distribution, lower values sharpen it, 0 takes the argmax (greedy).
-    ``top_k`` samples only among the k most likely tokens.
+    ``top_k`` samples only among the k most likely tokens. ``epsilon`` drops every token whose probability
+    (after the temperature) is below it, the most likely token excepted, and renormalises the rest: "epsilon
+    sampling" (Hewitt et al., 2022). A softmax can never give a token probability 0, so a trained model
+    spreads a little mass over tokens the data never has in that place; each is unlikely, but a long sample
+    draws many tokens. Dropping that tail does not sharpen the rest, as a lower temperature does.
     """
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if epsilon is not None and not 0 <= epsilon < 1:
+        raise ValueError(f"epsilon must be in [0, 1), got {epsilon}")
     if temperature == 0:
         return logits.argmax(dim=-1)
     logits = logits.float() / temperature
@@ -49,6 +55,9 @@ def pick_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None 
         kth = logits.topk(min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]   # (b, 1)
         logits = logits.masked_fill(logits < kth, float("-inf"))
     probs = torch.softmax(logits, dim=-1)                                         # (b, vocab)
+    if epsilon:
+        keep = (probs >= epsilon) | (probs == probs.amax(dim=-1, keepdim=True))  # (b, vocab)
+        probs = probs * keep                       # multinomial renormalises: no need to divide by the kept mass
     if generator is not None and generator.device != probs.device:   # a CPU generator for a GPU model
         return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1).to(probs.device)
     return torch.multinomial(probs, 1, generator=generator).squeeze(1)
@@ -56,11 +65,13 @@ def pick_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None 
 
 @torch.inference_mode()
 def sample(model: LM, seed: torch.Tensor, length: int, *, temperature: float = 1.0, top_k: int | None = None,
-           generator: torch.Generator | None = None, use_cache: bool = True) -> torch.Tensor:
+           generator: torch.Generator | None = None, use_cache: bool = True,
+           epsilon: float | None = None) -> torch.Tensor:
     """The seed followed by ``length`` new tokens: seed (t,) -> (t + length,), or (b, t) -> (b, t + length).
 
     ``use_cache=False`` re-runs the full forward pass over the last ``context`` tokens for every new token
-    (the reference the cached path must match, and the baseline of ``bench/sampling.py``).
+    (the reference the cached path must match, and the baseline of ``bench/sampling.py``). ``temperature``,
+    ``top_k`` and ``epsilon`` are those of `pick_next`.
     """
     if length < 0:
         raise ValueError(f"length must be >= 0, got {length}")
@@ -81,7 +92,7 @@ def sample(model: LM, seed: torch.Tensor, length: int, *, temperature: float = 1
             logits = mf.lm(params, tokens[:, -context:], config)[:, -1]          # (b, vocab)
         else:
             logits = mf.lm(params, pending, config, cache=cache)[:, -1]          # (b, vocab)
-        new = pick_next(logits, temperature, top_k, generator)                   # (b,)
+        new = pick_next(logits, temperature, top_k, generator, epsilon)          # (b,)
         tokens = torch.cat([tokens, new[:, None]], dim=1)                         # (b, t + 1)
         pending = new[:, None]
     return tokens[0] if single else tokens

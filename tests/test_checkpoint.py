@@ -64,6 +64,8 @@ def test_the_sample_command_and_its_errors(tmp_path, capsys):
     assert main(["sample", "--checkpoint", str(path), "--seed-text", "ab c", "--length", "5"]) == 0
     printed = capsys.readouterr().out.removesuffix("\n")   # a sample may itself end in a space
     assert printed.startswith("[ab c]") and len(printed) == len("[ab c]") + 5
+    assert main(["sample", "--checkpoint", str(path), "--seed-text", "ab c", "--length", "5", "--epsilon", "0.01"]) == 0
+    assert capsys.readouterr().out.startswith("[ab c]")
     assert main(["sample", "--checkpoint", str(path), "--seed-text", "abZ", "--length", "5"]) == 2
     assert "outside the model's vocabulary: ['Z']" in capsys.readouterr().err
     assert main(["sample", "--checkpoint", str(tmp_path / "none.pt")]) == 2

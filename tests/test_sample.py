@@ -2,6 +2,8 @@
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import minitx.functional as mf
 from minitx import LMConfig
@@ -70,6 +72,32 @@ def test_temperature_and_top_k():
     assert set(draws.tolist()) == {1, 3}                                           # only the two most likely
     with pytest.raises(ValueError, match="temperature"):
         pick_next(logits, temperature=-1)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), epsilon=st.floats(0.01, 0.6), temperature=st.sampled_from([0.5, 1.0, 2.0]))
+def test_epsilon_never_draws_a_token_below_it(seed, epsilon, temperature):
+    generator = torch.Generator().manual_seed(seed)
+    logits = (torch.randn(4, 9, generator=generator) * 3).repeat(50, 1)          # (200, 9): 50 draws a row
+    probs = torch.softmax(logits / temperature, dim=-1)
+    drawn = pick_next(logits, temperature, epsilon=epsilon, generator=generator)  # (200,)
+    chosen = probs.gather(1, drawn[:, None]).squeeze(1)
+    assert bool(((chosen >= epsilon) | (chosen == probs.amax(dim=-1))).all())    # above epsilon, or the most likely
+
+
+def test_epsilon_renormalises_what_it_keeps():
+    probs = torch.tensor([0.5, 0.3, 0.15, 0.04, 0.01])
+    logits = probs.log().repeat(4000, 1)                                           # (4000, 5)
+    drawn = pick_next(logits, epsilon=0.05, generator=torch.Generator().manual_seed(0))
+    counts = torch.bincount(drawn, minlength=5).double() / len(drawn)
+    assert counts[3:].sum() == 0                                                    # 0.04 and 0.01 are dropped
+    kept = probs[:3].double() / probs[:3].sum()                                     # 0.526, 0.316, 0.158
+    assert torch.allclose(counts[:3], kept, atol=4 * (0.25 / len(drawn)) ** 0.5)    # within 4 standard errors
+    only_the_best = pick_next(torch.tensor([[0.0, 0.1, 0.0, 0.0]]).repeat(100, 1), epsilon=0.9,
+                              generator=torch.Generator().manual_seed(1))
+    assert bool((only_the_best == 1).all())                                        # the most likely always stays
+    with pytest.raises(ValueError, match="epsilon"):
+        pick_next(logits, epsilon=1.0)
 
 
 def test_seed_text_outside_the_vocabulary_is_a_clear_error():

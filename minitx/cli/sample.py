@@ -26,6 +26,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--length", type=int, default=200, help="new characters to sample")
     parser.add_argument("--temperature", type=float, default=1.0, help="1: the model's distribution; 0: greedy")
     parser.add_argument("--top-k", type=int, default=None, help="sample only among the k most likely characters")
+    parser.add_argument("--epsilon", type=float, default=None,
+                        help="drop characters less likely than this (epsilon sampling), e.g. 1e-3")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
 
@@ -46,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
                              "the model was trained on, or --seed-text")
         seed = random_slices(val, 1, 16, generator)[0]
     tokens = sample(model, seed, args.length, temperature=args.temperature, top_k=args.top_k,
-                    generator=generator.manual_seed(args.seed + 1))
+                    epsilon=args.epsilon, generator=generator.manual_seed(args.seed + 1))
     seed_text, new_text = decode(tokens[: len(seed)], i2c), decode(tokens[len(seed):], i2c)
     print(f"[{seed_text}]{new_text}", file=sys.stdout)
     return 0
