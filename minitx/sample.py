@@ -26,8 +26,17 @@ def encode(text: str, c2i: dict[str, int]) -> torch.Tensor:
     return torch.tensor([c2i[c] for c in text], dtype=torch.long)
 
 
+_BYTES = [chr(i) for i in range(256)]    # the byte vocabulary of `minitx.data.load_wp`: token i is byte i
+
+
 def decode(tokens: torch.Tensor | list[int], i2c: list[str]) -> str:
-    """Indices -> text (special tokens print as their names, e.g. ``.pad``)."""
+    """Indices -> text (special tokens print as their names, e.g. ``.pad``).
+
+    With the byte vocabulary of `load_wp` the bytes are decoded as UTF-8, so "café" prints as itself and not
+    as "cafÃ©"; a sample cut inside a multi-byte character (or one that is no valid UTF-8) shows U+FFFD there.
+    """
+    if list(i2c) == _BYTES:
+        return bytes(int(t) for t in tokens).decode("utf-8", errors="replace")
     return "".join(i2c[int(t)] for t in tokens)
 
 

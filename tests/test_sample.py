@@ -100,6 +100,14 @@ def test_epsilon_renormalises_what_it_keeps():
         pick_next(logits, epsilon=1.0)
 
 
+def test_byte_samples_decode_as_utf8():
+    byte_vocab = [chr(i) for i in range(256)]
+    encoded = list("café ü".encode())                                            # 8 bytes for 6 characters
+    assert decode(torch.tensor(encoded), byte_vocab) == "café ü"
+    assert decode(encoded[:4], byte_vocab) == "caf\ufffd"                       # cut inside the é
+    assert decode([99, 97, 102, 195], list(byte_vocab[:255]) + ["x"]) == "caf\u00c3"  # not the byte vocabulary
+
+
 def test_seed_text_outside_the_vocabulary_is_a_clear_error():
     c2i = {c: i for i, c in enumerate("abc ")}
     assert decode(encode("ab c", c2i), list("abc ")) == "ab c"

@@ -21,8 +21,8 @@ def load_wp(path: str | os.PathLike | None = None, split: tuple[float, float, fl
     ``split`` gives the train/validation/test proportions. ``final=True`` returns train+validation against
     test. The streams are 1-D **uint8** tensors (views of one buffer): 100M bytes take 100 MB this way,
     800 MB as long. :func:`minitx.data.random_slices` and :func:`minitx.data.lm_batch` return long
-    batches. Token ``i`` is byte ``i``; ``i2t[i] == chr(i)`` (so ASCII reads as itself; decode longer
-    spans with ``bytes(tensor.tolist()).decode('utf-8', errors='replace')``).
+    batches. Token ``i`` is byte ``i``; ``i2t[i] == chr(i)`` (so ASCII reads as itself;
+    `minitx.sample.decode` reads a span of bytes as UTF-8).
     """
     if len(split) != 3 or min(split) < 0 or sum(split) <= 0:
         raise ValueError(f"split must be three non-negative proportions (train, val, test), got {split}")
