@@ -56,6 +56,7 @@ class LMTrainSettings:
     sample_length: int = 200
     seed_length: int = 16
     temperature: float = 1.0
+    epsilon: float | None = None        # sampling drops characters less likely than this (`pick_next`)
     checkpoint_every: int = 1000
     final_eval: str = "exact"           # 'exact', 'estimate' or 'none', on the validation stream at the end
     compile: bool = False
@@ -72,6 +73,8 @@ class LMTrainSettings:
             raise ValueError(f"lr must be > 0 and warmup, clip, temperature >= 0: {self}")
         if self.time_limit is not None and not self.time_limit > 0:
             raise ValueError(f"time_limit must be a positive number of minutes, got {self.time_limit}")
+        if self.epsilon is not None and not 0 <= self.epsilon < 1:
+            raise ValueError(f"epsilon must be in [0, 1), got {self.epsilon}")
         if self.final_eval not in ("exact", "estimate", "none"):
             raise ValueError(f"final_eval must be 'exact', 'estimate' or 'none', got {self.final_eval!r}")
 
@@ -196,10 +199,12 @@ def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: L
         message = f"step {step}: validation bits per character {bits:.4f} (estimate, {settings.eval_batches} batches)"
         if i2c is not None and (step % settings.sample_every == 0 or step == 0 or stopping):
             seed = random_slices(val, 1, settings.seed_length, sample_generator)[0]
-            text = decode(sample(model, seed, settings.sample_length, temperature=settings.temperature,
-                                 generator=sample_generator), i2c)
-            samples.append([step, bits, text])
-            message += f"\n  sample: [{text[:settings.seed_length]}]{text[settings.seed_length:]}"
+            tokens = sample(model, seed, settings.sample_length, temperature=settings.temperature,
+                            epsilon=settings.epsilon, generator=sample_generator)
+            # decoded apart: with a byte vocabulary 16 tokens need not be 16 characters of UTF-8 text
+            seed_text, new_text = decode(tokens[: len(seed)], i2c), decode(tokens[len(seed):], i2c)
+            samples.append([step, bits, seed_text + new_text])
+            message += f"\n  sample: [{seed_text}]{new_text}"
         model.train()
         if not quiet:
             tqdm.write(message, file=sys.stderr)

@@ -122,6 +122,8 @@ def test_resume_without_a_checkpoint_and_bad_settings_are_clear_errors(tmp_path)
         run(out=tmp_path, resume=True)
     with pytest.raises(ValueError, match="batch must be positive"):
         run(batch=0)
+    with pytest.raises(ValueError, match="epsilon must be in"):
+        run(epsilon=1.5)
     with pytest.raises(ValueError, match="longer than the context"):
         train_lm(CONFIG, STREAM[:5], STREAM[:100], settings(), quiet=True)
 
@@ -139,10 +141,11 @@ def test_the_lm_command_on_a_local_file_then_sample_from_it(tmp_path, capsys):
     out = tmp_path / "run"
     flags = ["--data", str(text), "--emb", "8", "--heads", "2", "--depth", "1", "--context", "8", "--batch", "4",
              "--steps", "3", "--eval-every", "3", "--sample-every", "3", "--eval-batches", "2", "--sample-length", "4",
-             "--final-eval", "estimate", "--out", str(out)]
+             "--final-eval", "estimate", "--epsilon", "0.01", "--out", str(out)]
     assert main(["lm", *flags]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["step"] == 3 and "final_estimate_bits" in metrics
+    assert metrics["config"]["train"]["epsilon"] == 0.01
     assert main(["sample", "--checkpoint", str(out / CHECKPOINT), "--seed-text", "the ", "--length", "4"]) == 0
     assert capsys.readouterr().out.startswith("[the ]")
     assert main(["lm", "--data", str(text), "--resume"]) == 2

@@ -45,6 +45,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--sample-every", type=int, default=defaults.sample_every, help="steps between samples")
     parser.add_argument("--sample-length", type=int, default=defaults.sample_length, help="new characters")
     parser.add_argument("--temperature", type=float, default=defaults.temperature, help="sampling temperature")
+    parser.add_argument("--epsilon", type=float, default=defaults.epsilon,
+                        help="samples drop characters less likely than this (epsilon sampling), e.g. 1e-3")
     parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every,
                         help="steps between checkpoints")
     parser.add_argument("--final-eval", choices=("exact", "estimate", "none"), default=defaults.final_eval,
@@ -71,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         weight_decay=args.weight_decay, clip=args.clip, accumulate=args.accumulate, time_limit=args.time_limit,
         log_every=args.log_every, eval_every=args.eval_every, eval_batches=args.eval_batches,
         sample_every=args.sample_every, sample_length=args.sample_length, temperature=args.temperature,
-        checkpoint_every=args.checkpoint_every, final_eval=args.final_eval, compile=args.compile,
+        epsilon=args.epsilon, checkpoint_every=args.checkpoint_every, final_eval=args.final_eval, compile=args.compile,
         amp=not args.no_amp, seed=args.seed, device=args.device)
     floor = None
     if args.data == "toy":
