@@ -54,20 +54,20 @@ settings = LMTrainSettings(batch=args.batch, steps=1_000_000, lr=args.lr, warmup
 floor = toy_entropy_floor()
 if args.evaluate_only:                                   # the run in --out, trained before
     model, saved = load_model(f"{args.out}/{CHECKPOINT}")
-    summary = {"final_exact_bits": exact_bits(model, val, config.context, progress=True),
-               "train_time_s": saved["elapsed_s"], "steps": saved["step"]}
+    summary = {"train_time_s": saved["elapsed_s"], "steps": saved["step"]}
 else:
     result = train_lm(config, train, val, settings, i2c=i2c, out=args.out, floor=floor)
-    model, summary = result.model, {**result.summary, "steps": result.step}
+    model, summary = result.model, {"train_time_s": result.summary["train_time_s"], "steps": result.step}
 
+# Every validation character's bits in context (the exact evaluation): their mean is the model's score; their
+# maximum is the least likely character, and an epsilon below its probability drops none of the data's
+# characters (each keeps at least its probability, renormalised), only the tail the data never takes.
+scores = exact_bits(model, val, config.context, per_position=True, progress=True)          # (274787,)
+lowest = 2.0 ** -scores.max().item()
 # Q14: how close are the samples to the data? The fraction of sampled sentences the grammar accepts.
 acceptance = sampled_acceptance(model, val, i2c, samples=args.samples, temperature=args.temperature,
                                 epsilon=args.epsilon)
-# The least likely character of the validation stream under the model: an epsilon below it drops none of them
-# (they all keep at least their probability, renormalised), only the tail the data never takes.
-lowest = 2.0 ** -exact_bits(model, val, config.context, per_position=True).max().item()
-report = {"final_exact_bits": summary["final_exact_bits"], "entropy_floor": floor,
-          "train_time_s": summary["train_time_s"], "steps": summary["steps"],
+report = {"final_exact_bits": scores.double().mean().item(), "entropy_floor": floor, **summary,
           "lowest_validation_probability": lowest, **acceptance}
 checks = "" if (args.temperature, args.samples, args.epsilon) == (1.0, 256, None) else (
     f"-t{args.temperature:g}" + (f"-eps{args.epsilon:g}" if args.epsilon is not None else "") + f"-n{args.samples}")

@@ -30,7 +30,7 @@ from .data import lm_batch, load_toy, load_wp, random_slices
 from .evaluate import check_context, estimate_bits, exact_bits
 from .nn import LM
 from .runtime import autocast, cosine_decay, make_optimizer, maybe_compile, seed_everything, to_device
-from .sample import decode, sample
+from .sample import check_epsilon, decode, sample
 from .tracking import RunLog
 
 CHECKPOINT = "checkpoint.pt"
@@ -73,8 +73,7 @@ class LMTrainSettings:
             raise ValueError(f"lr must be > 0 and warmup, clip, temperature >= 0: {self}")
         if self.time_limit is not None and not self.time_limit > 0:
             raise ValueError(f"time_limit must be a positive number of minutes, got {self.time_limit}")
-        if self.epsilon is not None and not 0 <= self.epsilon < 1:
-            raise ValueError(f"epsilon must be in [0, 1), got {self.epsilon}")
+        check_epsilon(self.epsilon)
         if self.final_eval not in ("exact", "estimate", "none"):
             raise ValueError(f"final_eval must be 'exact', 'estimate' or 'none', got {self.final_eval!r}")
 

@@ -40,6 +40,12 @@ def decode(tokens: torch.Tensor | list[int], i2c: list[str]) -> str:
     return "".join(i2c[int(t)] for t in tokens)
 
 
+def check_epsilon(epsilon: float | None) -> None:
+    """``epsilon`` of `pick_next` is None (off) or a probability in [0, 1): a clear error otherwise."""
+    if epsilon is not None and not 0 <= epsilon < 1:
+        raise ValueError(f"epsilon must be in [0, 1), got {epsilon}")
+
+
 def pick_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
               generator: torch.Generator | None = None, epsilon: float | None = None) -> torch.Tensor:
     """One token per row of logits (b, vocab) -> (b,) long.
@@ -53,8 +59,7 @@ def pick_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None 
     """
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
-    if epsilon is not None and not 0 <= epsilon < 1:
-        raise ValueError(f"epsilon must be in [0, 1), got {epsilon}")
+    check_epsilon(epsilon)
     if temperature == 0:
         return logits.argmax(dim=-1)
     logits = logits.float() / temperature
