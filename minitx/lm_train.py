@@ -30,7 +30,7 @@ from .data import lm_batch, load_toy, load_wp, random_slices
 from .evaluate import check_context, estimate_bits, exact_bits
 from .nn import LM
 from .runtime import autocast, cosine_decay, make_optimizer, maybe_compile, seed_everything, to_device
-from .sample import check_epsilon, decode, sample
+from .sample import check_epsilon, decode, sample, with_seed_in_brackets
 from .tracking import RunLog
 
 CHECKPOINT = "checkpoint.pt"
@@ -200,10 +200,8 @@ def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: L
             seed = random_slices(val, 1, settings.seed_length, sample_generator)[0]
             tokens = sample(model, seed, settings.sample_length, temperature=settings.temperature,
                             epsilon=settings.epsilon, generator=sample_generator)
-            # decoded apart: with a byte vocabulary 16 tokens need not be 16 characters of UTF-8 text
-            seed_text, new_text = decode(tokens[: len(seed)], i2c), decode(tokens[len(seed):], i2c)
-            samples.append([step, bits, seed_text + new_text])
-            message += f"\n  sample: [{seed_text}]{new_text}"
+            samples.append([step, bits, decode(tokens, i2c)])
+            message += f"\n  sample: {with_seed_in_brackets(tokens, len(seed), i2c)}"
         model.train()
         if not quiet:
             tqdm.write(message, file=sys.stderr)

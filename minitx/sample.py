@@ -40,6 +40,12 @@ def decode(tokens: torch.Tensor | list[int], i2c: list[str]) -> str:
     return "".join(i2c[int(t)] for t in tokens)
 
 
+def with_seed_in_brackets(tokens: torch.Tensor, seed_length: int, i2c: list[str]) -> str:
+    """A sample as ``'[seed]continuation'``: the two decoded apart, since with the byte vocabulary n tokens
+    need not be n characters of UTF-8 text."""
+    return f"[{decode(tokens[:seed_length], i2c)}]{decode(tokens[seed_length:], i2c)}"
+
+
 def check_epsilon(epsilon: float | None) -> None:
     """``epsilon`` of `pick_next` is None (off) or a probability in [0, 1): a clear error otherwise."""
     if epsilon is not None and not 0 <= epsilon < 1:

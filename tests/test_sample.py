@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 import minitx.functional as mf
 from minitx import LMConfig
 from minitx.nn import LM
-from minitx.sample import decode, encode, pick_next, sample
+from minitx.sample import decode, encode, pick_next, sample, with_seed_in_brackets
 
 V = 11
 
@@ -106,6 +106,8 @@ def test_byte_samples_decode_as_utf8():
     assert decode(torch.tensor(encoded), byte_vocab) == "café ü"
     assert decode(encoded[:4], byte_vocab) == "caf\ufffd"                       # cut inside the é
     assert decode([99, 97, 102, 195], list(byte_vocab[:255]) + ["x"]) == "caf\u00c3"  # not the byte vocabulary
+    # the seed is 4 tokens (bytes), cut inside the é: not the first 4 characters of the decoded text
+    assert with_seed_in_brackets(torch.tensor(encoded), 4, byte_vocab) == "[caf\ufffd]\ufffd ü"
 
 
 def test_seed_text_outside_the_vocabulary_is_a_clear_error():

@@ -16,7 +16,7 @@ from ..classify import TrainSettings, load_dataset, model_config, train_classifi
 from ..data import load_toy, random_slices
 from ..grammar import accepted_fraction, toy_entropy_floor
 from ..lm_train import LMTrainSettings, train_lm
-from ..sample import decode, sample
+from ..sample import decode, sample, with_seed_in_brackets
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -61,10 +61,10 @@ def lm_demo(out: Path, minutes: float, quick: bool) -> None:
     result = train_lm(config, train, val, settings, i2c=i2c, out=out, floor=floor, quiet=quick)
     bits = result.summary.get("final_exact_bits", result.log.last("val/bits"))
     seed = random_slices(val, 1, 16, torch.Generator().manual_seed(0))[0]
-    text = decode(sample(result.model, seed, 30 if quick else 400, generator=torch.Generator().manual_seed(0)), i2c)
-    accepted, checked = accepted_fraction(text)
+    tokens = sample(result.model, seed, 30 if quick else 400, generator=torch.Generator().manual_seed(0))
+    accepted, checked = accepted_fraction(decode(tokens, i2c))
     print(f"  after {result.step} steps: validation {bits:.3f} bits per character (the grammar's floor: {floor:.3f})")
-    print(f"  sample (16-character seed in brackets): [{text[:16]}]{text[16:200]}")
+    print(f"  sample (16-character seed in brackets): {with_seed_in_brackets(tokens[:200], len(seed), i2c)}")
     if checked:
         print(f"  sentences of the sample that the grammar accepts: {accepted:.0%} of {checked}")
     print(f"  curves (curves.png), metrics.json and TensorBoard logs are in {out}/")

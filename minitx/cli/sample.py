@@ -13,7 +13,7 @@ from ..checkpoint import load_model
 from ..data import random_slices
 from ..lm_train import load_lm_data
 from ..runtime import pick_device
-from ..sample import decode, encode, sample
+from ..sample import encode, sample, with_seed_in_brackets
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -49,6 +49,5 @@ def run(args: argparse.Namespace) -> int:
         seed = random_slices(val, 1, 16, generator)[0]
     tokens = sample(model, seed, args.length, temperature=args.temperature, top_k=args.top_k,
                     epsilon=args.epsilon, generator=generator.manual_seed(args.seed + 1))
-    seed_text, new_text = decode(tokens[: len(seed)], i2c), decode(tokens[len(seed):], i2c)
-    print(f"[{seed_text}]{new_text}", file=sys.stdout)
+    print(with_seed_in_brackets(tokens, len(seed), i2c), file=sys.stdout)
     return 0
