@@ -98,14 +98,14 @@ def exact_bits(model: Model, data: torch.Tensor, context: int, *, stride: int | 
                progress: bool = False, per_position: bool = False) -> float | torch.Tensor:
     """Bits per character over every character of ``data`` after the first, each scored exactly once.
 
-    ``stride`` defaults to ``context // 2``. With ``per_position=True`` returns instead the (n - 1,) tensor
+    ``stride`` defaults to ``context // 2`` (at least 1). With ``per_position=True`` returns instead the (n - 1,) tensor
     whose entry j is -log2 p(data[j + 1] | up to ``context`` characters before it), NaN where unscored
     (never, unless the plan were wrong: the tests check it).
     """
     check_context(context, model_context, model)
     if data.dim() != 1 or len(data) < 2:
         raise ValueError(f"data must be a 1-D stream of at least 2 tokens, got shape {tuple(data.shape)}")
-    stride = context // 2 if stride is None else stride
+    stride = max(1, context // 2) if stride is None else stride       # context 1 (a bigram model): stride 1
     if not 1 <= stride <= context:
         raise ValueError(f"stride must be in 1 .. context ({context}), got {stride}")
     starts, first = window_plan(len(data), context, stride)

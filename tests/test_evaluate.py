@@ -105,6 +105,15 @@ def test_default_stride_scores_each_position_once():
     torch.testing.assert_close(per_position[:8], full[:8], atol=1e-5, rtol=1e-5)
 
 
+def test_context_one_default_stride_scores_every_position():
+    """A bigram model (context 1): the default stride (context // 2 would be 0) still scores each position."""
+    data = torch.randint(0, V, (30,), generator=torch.Generator().manual_seed(3))
+    model = tiny_lm(context=1)
+    with torch.no_grad():
+        expected = naive_bits(model, data, 1)
+    torch.testing.assert_close(exact_bits(model, data, 1, per_position=True), expected, atol=1e-5, rtol=1e-5)
+
+
 def test_a_context_longer_than_the_position_table_is_a_clear_error():
     model = tiny_lm(context=8)
     data = torch.randint(0, V, (100,))
