@@ -63,6 +63,28 @@ def test_recorded_weights_times_values_give_the_output(case, causal, backend):
     assert torch.all(torch.isclose(sums, torch.ones_like(sums)) | (sums == 0))
 
 
+MASK_FORMS = {                     # a part of a (B, tq, tk) mask that still broadcasts to it
+    "scalar": lambda m: m[0, 0, 0],
+    "(tk,)": lambda m: m[0, 0],
+    "(1, tk)": lambda m: m[0, :1],
+    "(tq, 1)": lambda m: m[0, :, :1],
+    "(tq, tk)": lambda m: m[0],
+    "(B, 1, tk)": lambda m: m[:, :1],
+}
+
+
+@pytest.mark.parametrize("form", MASK_FORMS)
+@given(attention_case(masked=True), st.booleans(), st.sampled_from(["scratch", "sdpa"]))
+def test_a_broadcast_mask_equals_its_expansion(form, case, causal, backend):
+    """Any mask shape that broadcasts to (..., tq, tk) works, down to a (tk,) vector or a scalar, and gives what
+    the same mask expanded to the full shape gives."""
+    q, k, v, visible = case                                                   # visible (B, tq, tk)
+    mask = MASK_FORMS[form](visible)
+    out = mf.attend(q, k, v, mask=mask, causal=causal, backend=backend)
+    expanded = mask.broadcast_to(visible.shape).clone()
+    torch.testing.assert_close(out, mf.attend(q, k, v, mask=expanded, causal=causal, backend=backend))
+
+
 def test_fully_masked_query_returns_zeros_with_finite_gradients():
     q, k, v = (torch.randn(1, 3, 4, dtype=f64, requires_grad=True) for _ in range(3))
     visible = torch.tensor([[[True, False, False], [False, False, False], [True, True, False]]])

@@ -75,6 +75,14 @@ def test_lm_last_positions_equal_the_tail_of_the_full_output(norm, backend, seed
     torch.testing.assert_close(out, mf.lm(params, tokens, config)[:, -n:])
 
 
+@pytest.mark.parametrize("last", [0, -2])
+def test_lm_last_below_one_is_a_clear_error(last):
+    """``x[:, -0:]`` is every position: without the check ``last=0`` would return the full output silently."""
+    config, params = small_lm(0)
+    with pytest.raises(ValueError, match="last must be a positive number"):
+        mf.lm(params, torch.randint(0, 13, (1, 5)), config, last=last)
+
+
 @given(seed=st.integers(0, 2**31 - 1))
 def test_stacked_qkv_tree_computes_the_same_as_the_plain_tree(seed):
     config, params = small_lm(seed)

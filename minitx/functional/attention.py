@@ -99,6 +99,8 @@ def attend(
         raise ValueError(f"attend shapes do not fit: q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}")
     factor = _scale_factor(scale, q.shape[-1])
     tq, tk = q.shape[-2], k.shape[-2]
+    if mask is not None and mask.dim() < 2:     # (tk,) or a scalar: the code below needs (.., tq or 1, tk)
+        mask = mask.reshape((1,) * (2 - mask.dim()) + tuple(mask.shape))
 
     visible = mask
     if causal and tq > 1:   # one query is the last position: it sees every key (the common step of decoding)
@@ -247,6 +249,8 @@ def self_attention(
     check_heads(x.shape[-1], heads)
     if mask is not None:
         _check_mask(mask, x)
+    if last is not None and last < 1:                # x[:, -0:] would silently keep every position
+        raise ValueError(f"last must be a positive number of positions (None for all of them), got {last}")
     q, k, v = project_qkv(params, x, heads)                                # 3 x (b, h, t, s)
     if last is not None:
         q = q[:, :, -last:]                                                # (b, h, last, s)
