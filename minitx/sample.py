@@ -58,7 +58,7 @@ def pick_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None 
 
     ``temperature`` 1.0 samples the model's distribution, lower values sharpen it, 0 takes the argmax (greedy).
     ``top_k`` samples only among the k most likely tokens. ``epsilon`` drops every token whose probability
-    (after the temperature) is below it, the most likely token excepted, and renormalises the rest: "epsilon
+    (after the temperature and top-k) is below it, the most likely token excepted, and renormalises the rest: "epsilon
     sampling" (Hewitt et al., 2022). A softmax can never give a token probability 0, so a trained model
     spreads a little mass over tokens the data never has in that place; each is unlikely, but a long sample
     draws many tokens. Dropping that tail does not sharpen the rest, as a lower temperature does.
@@ -72,8 +72,9 @@ def pick_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None 
     if top_k is not None:
         if top_k < 1:
             raise ValueError(f"top_k must be positive, got {top_k}")
-        kth = logits.topk(min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]   # (b, 1)
-        logits = logits.masked_fill(logits < kth, float("-inf"))
+        top = logits.topk(min(top_k, logits.shape[-1]), dim=-1).indices          # (b, k)
+        keep = torch.zeros_like(logits, dtype=torch.bool).scatter_(-1, top, True)
+        logits = logits.masked_fill(~keep, float("-inf"))   # exactly k kept, even where logits tie at the k-th
     probs = torch.softmax(logits, dim=-1)                                         # (b, vocab)
     if epsilon:
         keep = (probs >= epsilon) | (probs == probs.amax(dim=-1, keepdim=True))  # (b, vocab)

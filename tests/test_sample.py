@@ -74,6 +74,13 @@ def test_temperature_and_top_k():
         pick_next(logits, temperature=-1)
 
 
+def test_top_k_keeps_exactly_k_tokens_when_logits_tie():
+    logits = torch.tensor([[1.0, 1.0, 0.0, 1.0]])                                  # three tokens tie for first
+    generator = torch.Generator().manual_seed(0)
+    draws = {pick_next(logits, top_k=1, generator=generator).item() for _ in range(100)}
+    assert len(draws) == 1 and draws <= {0, 1, 3}
+
+
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), epsilon=st.floats(0.01, 0.6), temperature=st.sampled_from([0.5, 1.0, 2.0]))
 def test_epsilon_never_draws_a_token_below_it(seed, epsilon, temperature):
