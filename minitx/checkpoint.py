@@ -18,17 +18,20 @@ from .config import LMConfig
 from .nn import LM
 
 
-def random_state(data_generator: torch.Generator) -> dict[str, Any]:
-    """Every random state a training step draws from, as tensors."""
-    state = {"torch": torch.get_rng_state(), "data": data_generator.get_state()}
+def random_state(generators: dict[str, torch.Generator]) -> dict[str, Any]:
+    """Every random state a run draws from, as tensors: torch's global one and each named generator's."""
+    state = {"torch": torch.get_rng_state(), **{name: g.get_state() for name, g in generators.items()}}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
-def restore_random_state(state: dict[str, Any], data_generator: torch.Generator) -> None:
+def restore_random_state(state: dict[str, Any], generators: dict[str, torch.Generator]) -> None:
+    """Set the states `random_state` saved; a generator the checkpoint has no state for keeps its own."""
     torch.set_rng_state(state["torch"])
-    data_generator.set_state(state["data"])
+    for name, generator in generators.items():
+        if name in state:
+            generator.set_state(state[name])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 

@@ -16,6 +16,7 @@ step / steps and elapsed / time_limit, so the decay ends when the time is up wha
 import math
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -76,6 +77,9 @@ class LMTrainSettings:
         check_epsilon(self.epsilon)
         if self.final_eval not in ("exact", "estimate", "none"):
             raise ValueError(f"final_eval must be 'exact', 'estimate' or 'none', got {self.final_eval!r}")
+        if self.time_limit is None and self.warmup > self.steps:    # on the clock, warmup also ends by time
+            warnings.warn(f"warmup ({self.warmup} steps) is longer than the run ({self.steps} steps): the "
+                          f"learning rate never reaches lr={self.lr}; pass a smaller --warmup", stacklevel=2)
 
 
 @dataclass
@@ -169,6 +173,10 @@ def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: L
                                             "world_size": info.world_size})
     samples: list[list] = []
     step, elapsed = 0, 0.0
+    eval_generator = torch.Generator().manual_seed(settings.seed + 1)   # separate streams: evaluating or sampling
+    sample_generator = torch.Generator().manual_seed(settings.seed + 2)  # never shifts the training batches
+    # saved and restored together, so a resumed run evaluates and samples as the uninterrupted one does
+    generators = {"data": data_generator, "eval": eval_generator, "sample": sample_generator}
 
     checkpoint_path = None if out is None else out / CHECKPOINT
     if resume:
@@ -179,15 +187,13 @@ def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: L
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         step, elapsed, samples = saved["step"], saved["elapsed_s"], saved["samples"]
-        restore_random_state(saved["random"], data_generator)
+        restore_random_state(saved["random"], generators)
         if not is_main:  # the checkpoint holds rank 0's data stream: other ranks draw fresh, distinct batches
-            data_generator = distributed.rank_generator(settings.seed + step, info)
+            data_generator = generators["data"] = distributed.rank_generator(settings.seed + step, info)
         _restore_series(log, saved["series"])
 
     compiled = maybe_compile(model, settings.compile)       # evaluation runs this one: no DDP collectives
     runner = distributed.wrap(compiled, info)
-    eval_generator = torch.Generator().manual_seed(settings.seed + 1)   # separate streams: evaluating or sampling
-    sample_generator = torch.Generator().manual_seed(settings.seed + 2)  # never shifts the training batches
 
     def evaluate_and_sample() -> None:
         model.eval()
@@ -278,7 +284,7 @@ def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: L
             save_checkpoint(checkpoint_path, {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
                 "elapsed_s": elapsed, "config": config.to_dict(), "settings": asdict(settings),
-                "random": random_state(data_generator), "series": _series_to_tensors(log), "samples": samples,
+                "random": random_state(generators), "series": _series_to_tensors(log), "samples": samples,
                 "vocab": i2c,
             })
             last_checkpoint = step

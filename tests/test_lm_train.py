@@ -2,6 +2,7 @@
 
 import json
 import math
+import warnings
 
 import pytest
 import torch
@@ -88,6 +89,10 @@ def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path, monkeypatch):
 
     assert resumed.step == 6
     assert resumed.log.series["train/bits"] == whole.log.series["train/bits"]   # every step's loss, equal
+    # the evaluation windows and sample seeds continue their streams too: step 6 is not step 0 again
+    assert resumed.log.series["val/bits"] == whole.log.series["val/bits"]
+    samples = [json.loads((tmp_path / name / "metrics.json").read_text())["samples"] for name in ("split", "whole")]
+    assert samples[0] == samples[1]
     for (name, a), b in zip(whole.model.state_dict().items(), resumed.model.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
 
@@ -115,6 +120,15 @@ def test_resuming_with_another_config_is_a_clear_error_and_changes_nothing(tmp_p
     with pytest.raises(ValueError, match=r"another model config \(emb: checkpoint 16 vs asked 32\)"):
         train_lm(other, STREAM, STREAM[:100], settings(), out=tmp_path, resume=True, quiet=True)
     assert (tmp_path / CHECKPOINT).read_bytes() == before
+
+
+def test_a_warmup_as_long_as_the_run_warns():
+    with pytest.warns(UserWarning, match="never reaches lr"):
+        settings(steps=20, warmup=500).validate()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        settings(steps=20, warmup=5).validate()
+        settings(steps=20, warmup=500, time_limit=1.0).validate()     # on the clock warmup ends by time
 
 
 def test_resume_without_a_checkpoint_and_bad_settings_are_clear_errors(tmp_path):
