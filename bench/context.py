@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from minitx.cli import HelpFormatter
+
 from .common import (
     CONTENDERS,
     WORKLOADS,
@@ -92,7 +94,7 @@ def plot(rows: list[dict], path: Path) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--contexts", nargs="+", type=int, default=list(DEFAULT_CONTEXTS),
                         help="context lengths (default: 64 ... 2048)")
     parser.add_argument("--tokens", type=int, default=2048, help="tokens per step, batch x context (default: 2048)")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from minitx.cli import HelpFormatter
 from minitx.data import fixed_batches, load_imdb, load_toy, padding_fraction, token_budget_batches
 
 DEFAULT_IMDB = Path(__file__).resolve().parents[2] / "shared" / "data" / "imdb.word.pkl.gz"
@@ -30,7 +31,7 @@ def describe(name: str, x: list[list[int]]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--imdb", type=Path, default=DEFAULT_IMDB, help="local imdb.word.pkl.gz (else download)")
     args = parser.parse_args()
     torch.set_num_threads(1)

@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from minitx import LMConfig
+from minitx.cli import HelpFormatter
 from minitx.config import ENWIK8_MODEL
 from minitx.distributed import unwrap
 from minitx.lm_train import LMTrainSettings, train_lm
@@ -153,7 +154,7 @@ def top_kernels(workload: Workload, contender: str, device: torch.device, *, amp
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--workloads", nargs="+", default=list(GPU_WORKLOADS), choices=list(GPU_WORKLOADS),
                         help="workloads to run eagerly (default: all)")
     parser.add_argument("--compile-workloads", nargs="*", default=["XL", "B"], choices=list(GPU_WORKLOADS),

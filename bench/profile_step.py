@@ -12,6 +12,8 @@ import argparse
 import torch
 from torch.profiler import ProfilerActivity, profile
 
+from minitx.cli import HelpFormatter
+
 from .common import CONTENDERS, WORKLOADS, TrainStep, build, tiny
 
 
@@ -32,7 +34,7 @@ def top_operators(workload_name: str, contender: str, *, batch: int | None = Non
 
 
 def main(argv: list[str] | None = None) -> str:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--workload", default="B", choices=list(WORKLOADS), help="workload (default: B)")
     parser.add_argument("--contender", default="scratch", choices=list(CONTENDERS), help="path (default: scratch)")
     parser.add_argument("--batch", type=int, help="override the workload's batch size (smaller = quicker)")

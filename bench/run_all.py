@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+from minitx.cli import HelpFormatter
+
 from . import context, gpu, throughput
 from .common import WORKLOADS, markdown_table
 
@@ -344,7 +346,7 @@ whole batch, and that gradient accumulation all-reduces on the last micro-step o
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--write-docs", action="store_true", help="rewrite the performance page and its plot")
     parser.add_argument("--from-saved", action="store_true", help="render from saved rows, measure nothing")
     parser.add_argument("--results", type=Path, default=ROOT / "runs" / "bench",

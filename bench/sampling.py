@@ -19,6 +19,7 @@ import statistics
 import torch
 
 from minitx import LMConfig
+from minitx.cli import HelpFormatter
 from minitx.nn import LM
 from minitx.sample import sample
 
@@ -56,7 +57,7 @@ def measure(length: int, repeats: int, batch: int = 1, overhead: bool = False) -
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds")
     parser.add_argument("--lengths", type=int, nargs="+", default=[200, 600], help="new characters per sample")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")

@@ -10,15 +10,19 @@ from pathlib import Path
 import torch
 
 from minitx.classify import Dataset, TrainSettings, mean_std, model_config, train_seeds
+from minitx.cli import HelpFormatter
 
 IMDB = Path(__file__).resolve().parents[2] / "shared" / "data" / "imdb.word.pkl.gz"
 
 
-def parser(doc: str, epochs: int, seeds: int = 3) -> argparse.ArgumentParser:
-    """``--epochs``, ``--seeds`` (how many, from 0), ``--data-path`` (IMDb file), ``--threads``."""
-    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--epochs", type=int, default=epochs, help="epochs per run")
-    p.add_argument("--seeds", type=int, default=seeds, help="runs per setting (seeds 0, 1, ...)")
+def parser(doc: str, epochs: int | None, seeds: int | None = 3) -> argparse.ArgumentParser:
+    """``--epochs``, ``--seeds`` (how many, from 0), ``--data-path`` (IMDb file), ``--threads``; a script that
+    trains nothing passes ``epochs=None, seeds=None`` and has no such flags."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=HelpFormatter)
+    if epochs is not None:
+        p.add_argument("--epochs", type=int, default=epochs, help="epochs per run")
+    if seeds is not None:
+        p.add_argument("--seeds", type=int, default=seeds, help="runs per setting (seeds 0, 1, ...)")
     p.add_argument("--data-path", default=str(IMDB), help="the IMDb pickle (imdb.word.pkl.gz)")
     p.add_argument("--threads", type=int, default=1, help="CPU threads (the machine may be shared)")
     return p

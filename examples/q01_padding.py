@@ -11,7 +11,7 @@ from common import parser, setup
 
 from minitx.data import fixed_batches, load_imdb, pad_batch, padding_fraction, token_budget_batches
 
-args = parser(__doc__, epochs=0, seeds=0).parse_args()
+args = parser(__doc__, epochs=None, seeds=None).parse_args()
 setup(args)
 (x_train, y_train), _, (i2w, w2i), numcls = load_imdb(path=args.data_path)
 print(inspect.getsource(pad_batch))

@@ -13,7 +13,7 @@ from minitx.classify import load_dataset, model_config
 from minitx.data import pad_batch
 from minitx.nn import Classifier
 
-args = parser(__doc__, epochs=0, seeds=0).parse_args()
+args = parser(__doc__, epochs=None, seeds=None).parse_args()
 setup(args)
 data = load_dataset("imdb", path=args.data_path)
 print(inspect.getsource(mf.classifier))

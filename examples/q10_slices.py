@@ -6,10 +6,15 @@
 (no Python loop, no autograd graph); `lm_batch` cuts a window of L + 1 into input and target, shifted by one.
 """
 
+import argparse
+
 import torch
 
+from minitx.cli import HelpFormatter
 from minitx.data import lm_batch, load_toy, random_slices
 from minitx.sample import decode
+
+argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter).parse_args()   # no flags: --help
 
 (train, val), (i2c, c2i) = load_toy()
 print(f"training stream: {len(train):,} characters, vocabulary of {len(i2c)}: {''.join(i2c[4:])!r}")

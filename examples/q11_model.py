@@ -8,15 +8,19 @@ The mask is `minitx.functional.causal_visibility`: True on and below the diagona
 earlier keys), applied inside the one attention core `minitx.functional.attend`.
 """
 
+import argparse
 import math
 
 import torch
 
 import minitx.functional as mf
 from minitx import LMConfig
+from minitx.cli import HelpFormatter
 from minitx.data import lm_batch, load_toy
 from minitx.lm_train import lm_loss
 from minitx.nn import LM
+
+argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter).parse_args()   # no flags: --help
 
 print("causal visibility for 5 positions (row = query, column = key):")
 print(mf.causal_visibility(5, 5).int())

@@ -3,8 +3,9 @@
     python examples/q12_eval.py                               # an untrained model (about log2 of the vocabulary)
     python examples/q12_eval.py --checkpoint runs/q14-toy/checkpoint.pt
 
-The estimate scores only the last position of 1000 random windows per batch row; the exact evaluation scores
-every validation character once, with 128 to 256 characters of context. Both are in bits (log2).
+The estimate scores one position, the last, of each of 32 random windows per batch, over 1000 batches
+(``--batches``); the exact evaluation scores every validation character once, with 128 to 256 characters of
+context. Both are in bits (log2).
 """
 
 import argparse
@@ -14,11 +15,12 @@ import torch
 
 from minitx import LMConfig
 from minitx.checkpoint import load_model
+from minitx.cli import HelpFormatter
 from minitx.data import load_toy
 from minitx.evaluate import estimate_bits, exact_bits
 from minitx.nn import LM
 
-parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
 parser.add_argument("--checkpoint", default=None, help="a checkpoint.pt from `python -m minitx lm --data toy`")
 parser.add_argument("--batches", type=int, default=1000, help="batches of 32 for the estimate")
 parser.add_argument("--val-sentences", type=int, default=5000, help="validation sentences for the exact evaluation")

@@ -13,11 +13,12 @@ import argparse
 import torch
 
 from minitx import LMConfig
+from minitx.cli import HelpFormatter
 from minitx.data import load_toy
 from minitx.grammar import toy_entropy_floor
 from minitx.lm_train import LMTrainSettings, train_lm
 
-parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
 parser.add_argument("--steps", type=int, default=50_000, help="batches of training")
 parser.add_argument("--every", type=int, default=10_000, help="batches between evaluation + sample")
 parser.add_argument("--emb", type=int, default=128, help="embedding size")

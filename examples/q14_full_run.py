@@ -16,13 +16,14 @@ import torch
 
 from minitx import LMConfig
 from minitx.checkpoint import load_model
+from minitx.cli import HelpFormatter
 from minitx.data import load_toy
 from minitx.evaluate import exact_bits
 from minitx.grammar import sampled_acceptance, toy_entropy_floor
 from minitx.lm_train import CHECKPOINT, LMTrainSettings, train_lm
 from minitx.tracking import write_json_atomic
 
-parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
 parser.add_argument("--time-limit", type=float, default=15.0, help="minutes of training")
 parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
 parser.add_argument("--emb", type=int, default=64, help="embedding size (small: a CPU budget buys more steps)")

@@ -14,10 +14,11 @@ here is the exact one, over every byte of the validation split.
 import argparse
 
 from minitx import LMConfig
+from minitx.cli import HelpFormatter
 from minitx.config import ENWIK8_MODEL
 from minitx.lm_train import LMTrainSettings, load_lm_data, train_lm
 
-parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
 parser.add_argument("--path", default=None, help="local enwik8 (gzipped or not); default: download it")
 parser.add_argument("--hours", type=float, default=12.0, help="hours of training")
 parser.add_argument("--emb", type=int, default=ENWIK8_MODEL["emb"], help="embedding size")

@@ -16,6 +16,7 @@ import torch
 
 from . import functional as mf
 from .classify import load_checkpoint, load_dataset
+from .cli import HelpFormatter
 from .config import ClassifierConfig
 from .data import pad_batch
 
@@ -88,7 +89,7 @@ def draw(checkpoint: str | Path, out: str | Path, count: int = 4, layer: int = -
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m minitx.attention_map", description=__doc__,
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("checkpoint", help="model.pt written by `python -m minitx classify ... --out DIR`")
     parser.add_argument("--out", default=None, help="PNG path (default: attention.png beside the checkpoint)")
     parser.add_argument("--count", type=int, default=4, help="instances to draw")

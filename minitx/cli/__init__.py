@@ -1,1 +1,14 @@
 """One module per ``python -m minitx`` command; each defines ``add_parser(subparsers)`` and ``run(args)``."""
+
+import argparse
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` for every minitx command and script: the description keeps its line breaks (so its example
+    commands stay one per line, ready to copy), and each flag shows its default unless it has none (None), is
+    a switch (``--resume``: "default: False" says nothing) or its help already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.nargs == 0 or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)

@@ -20,6 +20,7 @@ from ..classify import (
     train_classifier,
 )
 from ..tracking import RunLog
+from . import HelpFormatter
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -70,7 +71,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("classify", help="train a sequence classifier (IMDb, IMDb-synth, XOR)",
-                                   description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                   description=__doc__, formatter_class=HelpFormatter)
     add_model_arguments(parser)
     add_training_arguments(parser)
     parser.add_argument("--out", default=None, help="run folder for metrics.json, curves.png and model.pt")

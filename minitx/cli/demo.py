@@ -17,12 +17,13 @@ from ..data import load_toy, random_slices
 from ..grammar import accepted_fraction, toy_entropy_floor
 from ..lm_train import LMTrainSettings, train_lm
 from ..sample import decode, sample, with_seed_in_brackets
+from . import HelpFormatter
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "demo", help="train small transformers on generated data (a few minutes on a CPU)",
-        description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--minutes", type=float, default=3.0, help="training time for the character model")
     parser.add_argument("--out", default="runs/demo", help="run folder for the character model's curves and samples")
     parser.add_argument("--quick", action="store_true", help="a seconds-long smoke run (tests use it)")

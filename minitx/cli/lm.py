@@ -12,11 +12,12 @@ import torch
 
 from ..config import LMConfig
 from ..lm_train import LMTrainSettings, load_lm_data, train_lm
+from . import HelpFormatter
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("lm", help="train a character/byte language model",
-                                   description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                   description=__doc__, formatter_class=HelpFormatter)
     defaults = LMTrainSettings()
     parser.add_argument("--data", default="toy", help="toy (the assignment's grammar), wp (enwik8), or a file path")
     parser.add_argument("--emb", type=int, default=128, help="embedding size")

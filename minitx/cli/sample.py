@@ -1,7 +1,8 @@
 """``python -m minitx sample``: print text sampled from a checkpoint written by ``python -m minitx lm``.
 
 Example: ``python -m minitx sample --checkpoint runs/toy/checkpoint.pt --seed-text "the cat " --length 300``.
-Without ``--seed-text`` the seed is 16 characters sliced from the validation data the model was trained on.
+Without ``--seed-text`` the seed is 16 characters sliced from the validation split of ``--data`` (default:
+the toy grammar's): pass the data the model was trained on.
 """
 
 import argparse
@@ -14,11 +15,12 @@ from ..data import random_slices
 from ..lm_train import load_lm_data
 from ..runtime import pick_device
 from ..sample import encode, sample, with_seed_in_brackets
+from . import HelpFormatter
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("sample", help="sample text from a trained language model",
-                                   description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                   description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--checkpoint", required=True, help="checkpoint.pt of a `minitx lm` run")
     parser.add_argument("--seed-text", default=None,
                         help="text to continue (default: 16 characters of validation data, see --data)")

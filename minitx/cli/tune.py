@@ -11,12 +11,13 @@ from pathlib import Path
 
 from ..tracking import write_json_atomic
 from ..tune import SEARCH_SPACE, tune
+from . import HelpFormatter
 from .classify import add_model_arguments, add_training_arguments, build
 
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("tune", help="optuna search of lr, batch and emb for a classifier",
-                                   description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                   description=__doc__, formatter_class=HelpFormatter)
     add_model_arguments(parser)
     add_training_arguments(parser)
     parser.add_argument("--trials", type=int, default=20, help="number of trials")
