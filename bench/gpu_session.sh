@@ -3,7 +3,7 @@
 # bench.gpu (workloads A, B, C, XL eager and compiled, the Wikipedia model's trainer, a kernel profile).
 # Logs and JSON go to $OUT (the device tool's folder) or runs/bench/gpu-session. Needs minitx's dependencies
 # (on a bare GPU image without `wget`, put wget.py on PYTHONPATH). Afterwards:
-#   cp <folder>/gpu.json <folder>/gpu_training.json <folder>/profile_xl_sdpa.txt runs/bench/
+#   cp <folder>/{gpu.json,gpu_training.json,gpu_info.txt,profile_xl_sdpa.txt} runs/bench/
 #   python -m bench.run_all --write-docs --from-saved
 set -u
 out=${OUT:-runs/bench/gpu-session}
