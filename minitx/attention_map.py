@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from . import functional as mf
-from .classify import load_checkpoint, load_dataset
+from .classify import load_checkpoint, load_dataset, saved_start_token
 from .cli import HelpFormatter
 from .config import ClassifierConfig
 from .data import pad_batch
@@ -68,7 +68,7 @@ def draw(checkpoint: str | Path, out: str | Path, count: int = 4, layer: int = -
     model, name = load_checkpoint(checkpoint)
     if name not in ("synth", "xor"):
         raise ValueError(f"attention maps are drawn for synth or xor models, this checkpoint was trained on {name!r}")
-    data = load_dataset(name, ntrain=10, nval=200)
+    data = load_dataset(name, ntrain=10, nval=200, start_token=saved_start_token(checkpoint))  # as trained
     x, y = data.val
     chosen, seen = [], set()
     for i, seq in enumerate(x):                       # distinct word patterns first, so each picture differs

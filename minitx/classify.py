@@ -294,18 +294,30 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def save_checkpoint(path: str | Path, model: Classifier, data_name: str) -> None:
-    """Save the uncompiled model's weights with its config and dataset name (for `load_checkpoint`)."""
+def save_checkpoint(path: str | Path, model: Classifier, data_name: str, *, start_token: bool = False) -> None:
+    """Save the uncompiled model's weights with its config, dataset name and whether its sequences began with
+    ``.start`` (for `load_checkpoint` and `saved_start_token`)."""
     state = {name: t.detach().cpu() for name, t in model.state_dict().items()}
-    torch.save({"config": model.config.to_dict(), "data": data_name, "state_dict": state}, path)
+    torch.save({"config": model.config.to_dict(), "data": data_name, "start_token": start_token,
+                "state_dict": state}, path)
+
+
+def _read_checkpoint(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"No checkpoint at {path}: train one with `python -m minitx classify ... --out DIR`")
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def load_checkpoint(path: str | Path) -> tuple[Classifier, str]:
     """``(model, dataset name)`` from a `save_checkpoint` file, on the CPU, in eval mode."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"No checkpoint at {path}: train one with `python -m minitx classify ... --out DIR`")
-    saved = torch.load(path, map_location="cpu", weights_only=True)
+    saved = _read_checkpoint(path)
     model = Classifier(ClassifierConfig(**saved["config"]))
     model.load_state_dict(saved["state_dict"])
     return model.eval(), saved["data"]
+
+
+def saved_start_token(path: str | Path) -> bool:
+    """Whether the checkpoint's model was trained on sequences that begin with ``.start`` (``--start-token``):
+    its data must be loaded the same way. False for checkpoints written before this was recorded."""
+    return bool(_read_checkpoint(path).get("start_token", False))

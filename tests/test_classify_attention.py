@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+import minitx.attention_map as attention_map
 import minitx.functional as mf
 from minitx.attention_map import attention_weights, draw
 from minitx.classify import model_config, save_checkpoint
@@ -64,3 +65,14 @@ def test_draw_writes_a_png(tmp_path):
     save_checkpoint(tmp_path / "model.pt", Classifier(config), "xor")
     path = draw(tmp_path / "model.pt", tmp_path / "attention.png", count=2)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("start_token", [False, True])
+def test_draw_loads_the_data_as_the_model_was_trained(tmp_path, monkeypatch, start_token):
+    """A --start-token model is drawn on sequences that begin with .start, as it was trained (not without)."""
+    config = model_config("full", vocab=7, emb=8, heads=2, pool="select")
+    save_checkpoint(tmp_path / "model.pt", Classifier(config), "xor", start_token=start_token)
+    drawn = []
+    monkeypatch.setattr(attention_map, "plot_attention", lambda weights, words, out, titles: drawn.append(words))
+    attention_map.draw(tmp_path / "model.pt", tmp_path / "attention.png", count=2)
+    assert all((words[0] == ".start") == start_token for words in drawn[0])
