@@ -229,8 +229,10 @@ def train_classifier(config: ClassifierConfig, data: Dataset, settings: TrainSet
     for epoch in range(1, settings.epochs + 1):
         model.train()
         batches = epoch_batches(lengths, settings, generator)
-        running = torch.zeros((), device=device)          # loss summed since the last sync, on the device
-        epoch_loss, since_sync, seen_tokens, tick = 0.0, 0, 0, time.time()
+        running = torch.zeros((), device=device)          # loss summed over examples since the last sync
+        # per example, not per batch: with --tokens a batch of a few long reviews would weigh as much as one
+        # of many short ones, and the validation loss (per example) would not compare with it
+        epoch_loss, epoch_examples, since_sync, seen_tokens, tick = 0.0, 0, 0, 0, time.time()
         bar = tqdm(batches, desc=f"epoch {epoch}/{settings.epochs}", disable=not settings.progress,
                    leave=False, dynamic_ncols=True)
         for i, indices in enumerate(bar, start=1):
@@ -244,10 +246,11 @@ def train_classifier(config: ClassifierConfig, data: Dataset, settings: TrainSet
             if settings.clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), settings.clip)
             optimizer.step()
+            used_lr = optimizer.param_groups[0]["lr"]                    # the rate this step used
             if scheduler is not None:
                 scheduler.step()
-            running += loss.detach()
-            since_sync += 1
+            running += loss.detach() * len(indices)
+            since_sync += len(indices)
             seen_tokens += sum(min(lengths[j], cut) for j in indices)
             step += 1
             if i % settings.log_every == 0 or i == len(batches):
@@ -256,12 +259,13 @@ def train_classifier(config: ClassifierConfig, data: Dataset, settings: TrainSet
                     raise RuntimeError(f"training diverged (loss {mean_loss}) at step {step}: lower --lr, "
                                        "add --warmup or --clip")
                 epoch_loss += mean_loss * since_sync
+                epoch_examples += since_sync
                 throughput = seen_tokens / max(time.time() - tick, 1e-9)
                 bar.set_postfix(loss=f"{mean_loss:.4f}", tok_s=f"{throughput:,.0f}")
                 if log is not None:
                     log.scalar("train/loss", mean_loss, step)
                     log.scalar("train/tokens_per_s", throughput, step)
-                    log.scalar("train/lr", optimizer.param_groups[0]["lr"], step)
+                    log.scalar("train/lr", used_lr, step)
                 running.zero_()
                 since_sync = 0
         bar.close()
@@ -269,7 +273,7 @@ def train_classifier(config: ClassifierConfig, data: Dataset, settings: TrainSet
                                       device=device)
         result.val_accuracy.append(accuracy)
         result.val_loss.append(val_loss)
-        result.train_loss.append(epoch_loss / len(batches))
+        result.train_loss.append(epoch_loss / epoch_examples)
         if log is not None:
             log.scalar("val/accuracy", accuracy, step)
             log.scalar("val/loss", val_loss, step)

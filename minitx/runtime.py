@@ -73,7 +73,8 @@ def cosine_decay(progress: float, final_fraction: float) -> float:
 
 def warmup_decay(warmup: int, total: int, final_fraction: float = 0.1):
     """Learning-rate multiplier for `torch.optim.lr_scheduler.LambdaLR`: linear warmup from 0 over ``warmup``
-    steps, then cosine decay to ``final_fraction`` of the peak at step ``total`` (and flat after it).
+    steps, then cosine decay to ``final_fraction`` of the peak at step ``total - 1``, the last of ``total``
+    steps 0 ... total - 1 (and flat after it).
 
     Warmup keeps Adam's first, badly estimated steps small; the decay lets the model settle into a minimum.
     """
@@ -81,7 +82,7 @@ def warmup_decay(warmup: int, total: int, final_fraction: float = 0.1):
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
-        return cosine_decay((step - warmup) / max(1, total - warmup), final_fraction)
+        return cosine_decay((step - warmup) / max(1, total - 1 - warmup), final_fraction)
 
     return factor
 

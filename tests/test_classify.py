@@ -16,6 +16,8 @@ from minitx.classify import (
     save_checkpoint,
     train_classifier,
 )
+from minitx.runtime import warmup_decay
+from minitx.tracking import RunLog
 
 SHORT = os.environ.get("MINITX_SHORT") == "1"
 
@@ -46,6 +48,36 @@ def test_loss_falls_on_synth_with_max_pool():
     result = train_classifier(config, data, quick(epochs=3, lr=3e-2))
     assert result.train_loss[-1] < 0.75 * result.train_loss[0]
     assert result.accuracy > 0.9
+
+
+def test_epoch_train_loss_is_per_example_like_the_validation_loss():
+    """Token-budget batches hold 12 short reviews or 1 long one: the epoch's loss must still be the mean over
+    examples (what `evaluate` gives), not the mean of the batch means, which weighs each long review 12 times
+    as much as a short one. Long and short reviews have different labels, so their losses differ. A learning
+    rate of 1e-9 keeps the model still, so the two numbers measure the same function."""
+    generator = torch.Generator().manual_seed(0)
+    short = [torch.randint(4, 20, (2,), generator=generator).tolist() for _ in range(48)]
+    long = [torch.randint(4, 20, (24,), generator=generator).tolist() for _ in range(8)]
+    i2w = [".pad", ".start", ".end", ".unk"] + [f"w{i}" for i in range(4, 20)]
+    train = (short + long, [0] * len(short) + [1] * len(long))
+    data = Dataset("lengths", train, train, i2w, {w: i for i, w in enumerate(i2w)}, classes=2)
+    config = model_config("baseline", vocab=len(i2w), emb=16, pool="max")
+    result = train_classifier(config, data, quick(lr=1e-9, tokens=24))
+    _, train_loss = evaluate(result.model, data.train, pad_idx=data.pad_idx, max_len=None,
+                             device=torch.device("cpu"))
+    assert result.train_loss[0] == pytest.approx(train_loss, rel=1e-4)
+
+
+def test_logged_learning_rate_is_the_one_each_step_used_and_decay_ends_at_ten_percent():
+    data = small("xor", 64)
+    config = model_config("baseline", vocab=len(data.i2w), emb=8, pool="max")
+    log = RunLog(None, {})
+    train_classifier(config, data, quick(batch=16, lr=1.0, warmup=2, decay=True, log_every=1), log=log)
+    steps = len(log.series["train/lr"])
+    factor = warmup_decay(2, steps, final_fraction=0.1)
+    assert [lr for _, lr in log.series["train/lr"]] == pytest.approx([factor(k) for k in range(steps)])
+    assert log.series["train/lr"][0][1] == pytest.approx(0.5)           # warmup's first step: half the rate
+    assert log.series["train/lr"][-1][1] == pytest.approx(0.1)          # the last step at the floor
 
 
 def test_seeded_cpu_runs_repeat_exactly_and_seeds_differ():
