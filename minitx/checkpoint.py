@@ -7,8 +7,6 @@ draws from (torch CPU, CUDA if any, the data generator) as tensors. It is writte
 renamed over the old one, so a crash mid-write never destroys the last good checkpoint.
 """
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ import torch
 
 from .config import LMConfig
 from .nn import LM
+from .tracking import write_atomically
 
 
 def random_state(generators: dict[str, torch.Generator]) -> dict[str, Any]:
@@ -37,19 +36,8 @@ def restore_random_state(state: dict[str, Any], generators: dict[str, torch.Gene
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
-    """Write ``payload`` atomically: a temporary file in the same folder, then `os.replace`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(handle)
-    os.chmod(temporary, 0o644)                  # mkstemp makes it private; a checkpoint is an ordinary file
-    try:
-        torch.save(payload, temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-    return path
+    """Write ``payload`` atomically (`minitx.tracking.write_atomically`): a temporary file, then a rename."""
+    return write_atomically(path, lambda temporary: torch.save(payload, temporary))
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -27,7 +27,7 @@ from . import runtime
 from .config import ClassifierConfig
 from .data import fixed_batches, load_imdb, load_imdb_synth, load_xor, pad_batch, token_budget_batches
 from .nn import Classifier
-from .tracking import RunLog
+from .tracking import RunLog, write_atomically
 
 DATASETS = ("imdb", "synth", "xor")
 # Assignment name -> (attention, blocks, default depth).
@@ -302,8 +302,8 @@ def save_checkpoint(path: str | Path, model: Classifier, data_name: str, *, star
     """Save the uncompiled model's weights with its config, dataset name and whether its sequences began with
     ``.start`` (for `load_checkpoint` and `saved_start_token`)."""
     state = {name: t.detach().cpu() for name, t in model.state_dict().items()}
-    torch.save({"config": model.config.to_dict(), "data": data_name, "start_token": start_token,
-                "state_dict": state}, path)
+    payload = {"config": model.config.to_dict(), "data": data_name, "start_token": start_token, "state_dict": state}
+    write_atomically(path, lambda temporary: torch.save(payload, temporary))
 
 
 def _read_checkpoint(path: str | Path) -> dict:

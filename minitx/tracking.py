@@ -9,16 +9,32 @@ import os
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 
-def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write JSON to a temporary file beside ``path`` and rename it: a crash never leaves half a file."""
+def write_atomically(path: str | Path, write: Callable[[str], None]) -> Path:
+    """``write(temporary)`` writes a file beside ``path``, which is then renamed to ``path``: a crash never
+    leaves half a file, and readers see the old file or the new one. A failed write leaves nothing behind. The
+    file is an ordinary one (mode 0644), not private as `tempfile.mkstemp` makes its files."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as handle:
-        json.dump(payload, handle, indent=2, default=str)
-    os.replace(handle.name, path)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(handle)
+    os.chmod(temporary, 0o644)
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    return path
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    """Write JSON with `write_atomically`."""
+    write_atomically(path, lambda temporary: Path(temporary).write_text(json.dumps(payload, indent=2, default=str)))
 
 
 class RunLog:

@@ -1,5 +1,8 @@
 """Checkpoints: atomic writes, safe loading, clear errors; and the sample command's bad-input messages."""
 
+import json
+import stat
+
 import pytest
 import torch
 
@@ -7,7 +10,10 @@ import minitx.checkpoint as checkpoint
 from minitx import LMConfig
 from minitx.__main__ import main
 from minitx.checkpoint import check_config, load_checkpoint, load_model, save_checkpoint
-from minitx.nn import LM
+from minitx.classify import model_config
+from minitx.classify import save_checkpoint as save_classifier
+from minitx.nn import LM, Classifier
+from minitx.tracking import write_json_atomic
 
 CONFIG = LMConfig(vocab=6, emb=8, heads=2, depth=1, context=8)
 
@@ -41,6 +47,17 @@ def test_a_failed_write_keeps_the_old_checkpoint_and_leaves_no_temporary_file(tm
         save_checkpoint(path, payload(LM(CONFIG)))
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
+
+
+def test_run_files_are_ordinary_files(tmp_path):
+    """metrics.json, checkpoints and classifier models are readable by others (0644), like the plots beside
+    them, although the temporary files they are written through start private (`tempfile.mkstemp`)."""
+    write_json_atomic(tmp_path / "metrics.json", {"step": 1})
+    save_checkpoint(tmp_path / "c.pt", payload(LM(CONFIG)))
+    save_classifier(tmp_path / "model.pt", Classifier(model_config("baseline", vocab=6, emb=4)), "xor")
+    for name in ("metrics.json", "c.pt", "model.pt"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
+    assert json.loads((tmp_path / "metrics.json").read_text()) == {"step": 1}
 
 
 def test_missing_damaged_and_foreign_files_are_clear_errors(tmp_path):
