@@ -197,6 +197,19 @@ def test_raw_folder_tarball_and_tsv_agree(reviews, tsv, tmp_path):
     assert load_imdb_raw(tarball, val=15) == expected
 
 
+def test_raw_tsv_keeps_unusual_line_breaks_inside_a_review_and_skips_blank_lines(tmp_path):
+    """Only "\n" ends a row: U+2028, \x85 and form feeds are characters of the review (tokenize drops them)."""
+    path = tmp_path / "odd.tsv"
+    path.write_text("train\tpos\t0_9\tgood\u2028film\x85really\x0cgood\r\n\ntest\tneg\t1_2\tbad film\n\n",
+                    encoding="utf-8")
+    (x_train, _), (x_test, _), (i2w, _), _ = load_imdb_raw(path, final=True)
+    assert [[i2w[w] for w in seq] for seq in x_train] == [["good", "film", "really", "good"]]
+    assert [[i2w[w] for w in seq] for seq in x_test] == [["bad", "film"]]
+    path.write_text("train\tpos\tno text column\n")
+    with pytest.raises(ValueError, match="line 1: expected 4 tab-separated columns"):
+        load_imdb_raw(path)
+
+
 def test_raw_tsv_with_unknown_labels_is_refused(tmp_path):
     path = tmp_path / "bad.tsv"
     path.write_text("train\t1\t0_1\tsome text\n")

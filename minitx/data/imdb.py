@@ -126,7 +126,13 @@ def _read_reviews(path: Path) -> Iterator[tuple[str, str, str, str]]:
 
 
 def _read_tsv(text: str, path: Path) -> Iterator[tuple[str, str, str, str]]:
-    for number, line in enumerate(text.splitlines(), start=1):
+    # split on "\n" only: str.splitlines would also cut a review at U+2028, \x85 or a form feed inside it
+    for number, line in enumerate(text.split("\n"), start=1):
+        line = line.removesuffix("\r")
+        if not line.strip():
+            continue  # the final newline, or a blank line
+        if line.count("\t") < 3:
+            raise ValueError(f"{path}, line {number}: expected 4 tab-separated columns (split, label, id, text)")
         split, label, review_id, review = line.split("\t", 3)
         if number == 1 and (split, label) == ("split", "label"):
             continue  # a header row
