@@ -183,6 +183,8 @@ def evaluate(model: torch.nn.Module, data: Labelled, *, pad_idx: int, max_len: i
     on the device and are read once at the end.
     """
     x, y = data
+    if not x:
+        raise ValueError("evaluate: no examples (an empty split)")
     was_training = model.training
     model.eval()
     correct = torch.zeros((), device=device)
@@ -214,6 +216,8 @@ def train_classifier(config: ClassifierConfig, data: Dataset, settings: TrainSet
     forward = runtime.maybe_compile(model, settings.compile)
     optimizer = runtime.make_optimizer(dict(model.named_parameters()), settings.lr, settings.weight_decay)
     x, y = data.train
+    if not x or not data.val[0]:
+        raise ValueError(f"the training and validation sets need examples: {len(x)} and {len(data.val[0])}")
     lengths = [len(s) for s in x]
     steps_per_epoch = len(epoch_batches(lengths, settings, torch.Generator().manual_seed(0)))
     total = steps_per_epoch * settings.epochs

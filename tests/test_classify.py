@@ -16,6 +16,7 @@ from minitx.classify import (
     save_checkpoint,
     train_classifier,
 )
+from minitx.nn import Classifier
 from minitx.runtime import warmup_decay
 from minitx.tracking import RunLog
 
@@ -78,6 +79,16 @@ def test_logged_learning_rate_is_the_one_each_step_used_and_decay_ends_at_ten_pe
     assert [lr for _, lr in log.series["train/lr"]] == pytest.approx([factor(k) for k in range(steps)])
     assert log.series["train/lr"][0][1] == pytest.approx(0.5)           # warmup's first step: half the rate
     assert log.series["train/lr"][-1][1] == pytest.approx(0.1)          # the last step at the floor
+
+
+def test_empty_splits_are_clear_errors():
+    data = small("xor", 64)
+    empty = Dataset("empty", ([], []), data.val, data.i2w, data.w2i, classes=2)
+    config = model_config("baseline", vocab=len(data.i2w), emb=8, pool="max")
+    with pytest.raises(ValueError, match="need examples: 0 and"):
+        train_classifier(config, empty, quick())
+    with pytest.raises(ValueError, match="no examples"):
+        evaluate(Classifier(config), ([], []), pad_idx=data.pad_idx, max_len=None, device=torch.device("cpu"))
 
 
 def test_seeded_cpu_runs_repeat_exactly_and_seeds_differ():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from itertools import pairwise
 
 import pytest
@@ -71,6 +72,7 @@ def test_fixed_batches_partition_the_indices(n, batch_size):
     batches = fixed_batches(n, batch_size, generator=torch.Generator().manual_seed(n))
     assert sorted(i for b in batches for i in b) == list(range(n))
     assert all(len(b) == batch_size for b in batches[:-1])
+    assert all(batches) and len(batches) == math.ceil(n / batch_size)   # no empty batch, not even for n = 0
 
 
 def test_padding_fraction():

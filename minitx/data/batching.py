@@ -63,7 +63,7 @@ def fixed_batches(n: int, batch_size: int, shuffle: bool = True,
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-    return [chunk.tolist() for chunk in order.split(batch_size)]
+    return [chunk.tolist() for chunk in order.split(batch_size) if len(chunk)]   # n = 0: no batch, not [[]]
 
 
 def padding_fraction(lengths: Sequence[int], batches: Sequence[Sequence[int]],
