@@ -65,6 +65,8 @@ def plot_attention(weights: torch.Tensor, words: list[list[str]], path: str | Pa
 def draw(checkpoint: str | Path, out: str | Path, count: int = 4, layer: int = -1) -> Path:
     """Heat maps for ``count`` validation instances of the checkpoint's dataset (synth or XOR), one per label
     pattern where possible, with the true label and the model's prediction in each title."""
+    if count < 1:
+        raise ValueError(f"count must be at least 1 instance to draw, got {count}")
     model, name = load_checkpoint(checkpoint)
     if name not in ("synth", "xor"):
         raise ValueError(f"attention maps are drawn for synth or xor models, this checkpoint was trained on {name!r}")

@@ -65,6 +65,8 @@ def test_draw_writes_a_png(tmp_path):
     save_checkpoint(tmp_path / "model.pt", Classifier(config), "xor")
     path = draw(tmp_path / "model.pt", tmp_path / "attention.png", count=2)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="count must be at least 1"):
+        draw(tmp_path / "model.pt", tmp_path / "none.png", count=0)
 
 
 @pytest.mark.parametrize("start_token", [False, True])

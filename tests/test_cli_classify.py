@@ -84,3 +84,12 @@ def test_tune_writes_trials(tmp_path, capsys):
 def test_tune_rejects_unknown_search_names(capsys):
     assert main(["tune", "--search", "dropout"]) == 2
     assert "--search" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--final"], "would tune on the test set"),
+    (["--tokens", "512"], "searching 'batch' changes nothing"),
+])
+def test_tune_refuses_the_test_set_and_a_search_that_changes_nothing(argv, message, capsys):
+    assert main(["tune", *argv]) == 2
+    assert message in capsys.readouterr().err

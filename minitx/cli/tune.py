@@ -35,6 +35,12 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--search takes names from {sorted(SEARCH_SPACE)}, got {args.search!r}")
     if args.trials < 1:
         raise ValueError(f"--trials must be positive, got {args.trials}")
+    if args.final:   # with --final the "validation" split is the test set: settings picked on it are biased
+        raise ValueError("--final would tune on the test set; tune on the validation split, then train the "
+                         "chosen settings once with `python -m minitx classify ... --final`")
+    if args.tokens and "batch" in names:
+        raise ValueError("--tokens sets token-budget batches, so searching 'batch' changes nothing; "
+                         "drop it from --search or leave --tokens at 0")
     data, config, settings = build(args)
     study = tune(config, data, settings, trials=args.trials, timeout=args.timeout,
                  space={name: SEARCH_SPACE[name] for name in names}, seed=args.seed)
