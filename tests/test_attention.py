@@ -17,18 +17,22 @@ f64 = torch.float64
 
 
 def random_mask(generator, b, t):
-    """(b, t) True = real token; right-padded lengths in 0..t, so empty rows happen too."""
+    """(b, t) True = real token: right padding (lengths 0..t, so empty rows happen too), left padding, or
+    holes anywhere, one of the three at random; the library must not assume the pads are at the end."""
     lengths = torch.randint(0, t + 1, (b,), generator=generator)
-    return torch.arange(t)[None, :] < lengths[:, None]
+    right = torch.arange(t)[None, :] < lengths[:, None]
+    kind = int(torch.randint(0, 3, (), generator=generator))
+    return [right, right.flip(1), torch.rand(b, t, generator=generator) < 0.6][kind]
 
 
 @st.composite
 def attention_case(draw, masked=None):
     b, h = draw(st.integers(1, 2)), draw(st.integers(1, 3))
-    tq, s = draw(st.integers(1, 5)), draw(st.integers(1, 4))
+    tq, s, sv = draw(st.integers(1, 5)), draw(st.integers(1, 4)), draw(st.integers(1, 4))   # sv: value width
     tk = draw(st.integers(tq, 6))
     g = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
-    q, k, v = (torch.randn(b * h, t, s, generator=g, dtype=f64) for t in (tq, tk, tk))
+    q, k = (torch.randn(b * h, t, s, generator=g, dtype=f64) for t in (tq, tk))
+    v = torch.randn(b * h, tk, sv, generator=g, dtype=f64)
     use_mask = draw(st.booleans()) if masked is None else masked
     visible = torch.rand(b * h, tq, tk, generator=g) < 0.6 if use_mask else None
     return q, k, v, visible
@@ -46,6 +50,19 @@ def test_attend_matches_naive_loops_and_einsum(case, causal, scale, backend):
     out = mf.attend(q, k, v, mask=visible, causal=causal, scale=scale, backend=backend)
     torch.testing.assert_close(out, naive_attention(q, k, v, expected_visible, factor))
     torch.testing.assert_close(out, einsum_attention(q, k, v, expected_visible, factor))
+
+
+@given(st.integers(2, 5), st.data(), st.sampled_from(["scratch", "sdpa"]), st.integers(0, 2**31 - 1))
+def test_attend_with_fewer_keys_than_queries(tq, data, backend, seed):
+    """Without causal masking any number of keys serves any number of queries (cross-attention's shape)."""
+    tk = data.draw(st.integers(1, tq - 1))
+    g = torch.Generator().manual_seed(seed)
+    q, k, v = (torch.randn(2, t, 3, generator=g, dtype=f64) for t in (tq, tk, tk))
+    visible = torch.rand(2, tq, tk, generator=g) < 0.7
+    factor = 1 / math.sqrt(3)
+    torch.testing.assert_close(mf.attend(q, k, v, backend=backend), naive_attention(q, k, v, None, factor))
+    torch.testing.assert_close(mf.attend(q, k, v, mask=visible, backend=backend),
+                               naive_attention(q, k, v, visible, factor))
 
 
 @given(attention_case(), st.booleans(), st.sampled_from(["scratch", "sdpa"]))
@@ -222,6 +239,22 @@ def test_cached_attention_equals_full_forward_step_by_step(case, backend):
         for i in range(x.shape[1])
     ]
     torch.testing.assert_close(torch.cat(steps, dim=1), full)
+
+
+@given(sequence_case(), st.sampled_from(["scratch", "sdpa"]), st.data())
+def test_cached_attention_in_chunks_equals_full_forward(case, backend, data):
+    """Chunks of any size go into a cache that already holds earlier ones and grows from no room at all: the
+    path of a seed followed by single tokens, and of any mix of longer pieces."""
+    params, x, heads, mask = case
+    full = mf.self_attention(params, x, heads, mask=mask, causal=True, backend=backend)
+    cache, pieces, start = mf.LayerCache(capacity=0), [], 0
+    while start < x.shape[1]:
+        end = data.draw(st.integers(start + 1, x.shape[1]))
+        pieces.append(mf.self_attention(params, x[:, start:end], heads, causal=True, cache=cache, backend=backend,
+                                        mask=None if mask is None else mask[:, start:end]))
+        start = end
+    assert cache.length == x.shape[1]
+    torch.testing.assert_close(torch.cat(pieces, dim=1), full)
 
 
 def test_gradcheck_attention_core_in_float64():

@@ -16,6 +16,7 @@ from minitx.classify import (
     save_checkpoint,
     train_classifier,
 )
+from minitx.data import pad_batch
 from minitx.nn import Classifier
 from minitx.runtime import warmup_decay
 from minitx.tracking import RunLog
@@ -122,16 +123,16 @@ def test_evaluate_counts_accuracy_and_loss():
     data = small("xor", 200)
     config = model_config("baseline", vocab=len(data.i2w), emb=4, pool="select")
     model = train_classifier(config, data, quick()).model
-    accuracy, loss = evaluate(model, data.val, pad_idx=data.pad_idx, max_len=None, device=torch.device("cpu"))
     x, y = data.val
-    from minitx.data import pad_batch
-
     tokens, mask = pad_batch(x, data.pad_idx)
     with torch.no_grad():
         logits = model(tokens, mask)
     labels = torch.tensor(y)
-    assert accuracy == pytest.approx((logits.argmax(-1) == labels).float().mean().item())
-    assert loss == pytest.approx(torch.nn.functional.cross_entropy(logits, labels).item(), rel=1e-5)
+    for batch in (256, 7):   # one batch, then 15 uneven ones: sums over examples, not means of batch means
+        accuracy, loss = evaluate(model, data.val, pad_idx=data.pad_idx, max_len=None, device=torch.device("cpu"),
+                                  batch=batch)
+        assert accuracy == pytest.approx((logits.argmax(-1) == labels).float().mean().item())
+        assert loss == pytest.approx(torch.nn.functional.cross_entropy(logits, labels).item(), rel=1e-5)
 
 
 def test_token_budget_batches_train_too():
