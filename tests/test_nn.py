@@ -1,9 +1,12 @@
 """Modules are thin: their state_dict keys are the dict paths and they compute exactly the functions."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 import minitx.functional as mf
+import minitx.functional.attention as attention_impl
 from minitx import ClassifierConfig, LMConfig
 from minitx.nn import LM, Classifier, ParameterTree, SelfAttention, TransformerBlock
 
@@ -41,12 +44,152 @@ def test_classifier_module_equals_function_with_mask_and_gradients_reach_every_p
     assert all(p.grad is not None for p in module.parameters())
 
 
-def test_attention_and_block_modules_equal_functions():
-    x = torch.randn(2, 5, 8)
-    attention = SelfAttention(8, 2)
-    torch.testing.assert_close(attention(x, causal=True), mf.self_attention(attention.tree(), x, 2, causal=True))
-    block = TransformerBlock(8, 2, norm="pre").eval()
-    torch.testing.assert_close(block(x), mf.transformer_block(block.tree(), x, 2, norm="pre"))
+# A module's forward must hand every argument it takes (and every setting it holds: norm, backend, dropout, the
+# train/eval flag) on to its function. Each test below checks the module against the function called with that
+# argument, and checks that the argument changes the result, so a module that dropped it could not pass.
+
+def _differs(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.shape != b.shape or not torch.allclose(a, b, atol=1e-5)
+
+
+@pytest.fixture
+def backends_used(monkeypatch):
+    """The ``backend`` of every `attend` call: the two backends agree to rounding, so outputs cannot tell."""
+    used = []
+    original = attention_impl.attend
+
+    def spy(*args, backend="scratch", **kwargs):
+        used.append(backend)
+        return original(*args, backend=backend, **kwargs)
+
+    monkeypatch.setattr(attention_impl, "attend", spy)
+    return used
+
+
+def _inputs():
+    x = torch.randn(2, 5, 8, generator=torch.Generator().manual_seed(0))
+    mask = torch.arange(5)[None, :] < torch.tensor([[5], [3]])                  # the second row: 2 pad positions
+    return x, mask
+
+
+@pytest.mark.parametrize("backend", ["scratch", "sdpa"])
+def test_attention_module_passes_mask_causal_and_backend(backend, backends_used):
+    x, mask = _inputs()
+    module = SelfAttention(8, 2, torch.Generator().manual_seed(1), backend=backend)
+    outputs = {}
+    for masked in (False, True):
+        for causal in (False, True):
+            backends_used.clear()
+            got = module(x, mask if masked else None, causal=causal)
+            assert backends_used == [backend]
+            outputs[masked, causal] = mf.self_attention(module.tree(), x, 2, mask=mask if masked else None,
+                                                        causal=causal, backend=backend)
+            torch.testing.assert_close(got, outputs[masked, causal])
+    results = list(outputs.values())
+    assert all(_differs(a, b) for i, a in enumerate(results) for b in results[i + 1:])   # each argument counts
+
+
+@pytest.mark.parametrize("norm", ["post", "pre"])
+@pytest.mark.parametrize("backend", ["scratch", "sdpa"])
+def test_block_module_passes_mask_causal_norm_and_backend(norm, backend, backends_used):
+    x, mask = _inputs()
+    module = TransformerBlock(8, 2, torch.Generator().manual_seed(1), norm=norm, backend=backend).eval()
+    outputs = {}
+    for masked in (False, True):
+        for causal in (False, True):
+            backends_used.clear()
+            got = module(x, mask if masked else None, causal=causal)
+            assert backends_used == [backend]
+            outputs[masked, causal] = mf.transformer_block(module.tree(), x, 2, mask=mask if masked else None,
+                                                           causal=causal, norm=norm, backend=backend)
+            torch.testing.assert_close(got, outputs[masked, causal])
+    results = list(outputs.values())
+    assert all(_differs(a, b) for i, a in enumerate(results) for b in results[i + 1:])
+    other_norm = mf.transformer_block(module.tree(), x, 2, mask=mask, causal=True,
+                                      norm="pre" if norm == "post" else "post", backend=backend)
+    assert _differs(outputs[True, True], other_norm)
+
+
+def test_block_module_follows_eval_and_train_with_dropout():
+    x, mask = _inputs()
+    module = TransformerBlock(8, 2, torch.Generator().manual_seed(1), dropout=0.3, norm="pre").eval()
+    evaluated = module(x, mask, causal=True)
+    torch.testing.assert_close(module(x, mask, causal=True), evaluated)             # no dropout in eval mode
+    torch.testing.assert_close(evaluated, mf.transformer_block(module.tree(), x, 2, mask=mask, causal=True,
+                                                               dropout=0.3, training=False, norm="pre"))
+    module.train()                 # forward takes no generator: both calls draw the same global random numbers
+    with torch.random.fork_rng():
+        torch.manual_seed(7)
+        trained = module(x, mask, causal=True)
+        torch.manual_seed(7)
+        expected = mf.transformer_block(module.tree(), x, 2, mask=mask, causal=True, dropout=0.3, training=True,
+                                        norm="pre")
+    torch.testing.assert_close(trained, expected)
+    assert _differs(trained, evaluated)                                              # dropout did drop
+
+
+@pytest.mark.parametrize("norm", ["pre", "post"])
+@pytest.mark.parametrize("backend", ["scratch", "sdpa"])
+def test_lm_module_passes_last_and_cache(norm, backend, backends_used):
+    config = LMConfig(vocab=7, emb=8, heads=2, depth=2, context=6, norm=norm, backend=backend)
+    module = LM(config, torch.Generator().manual_seed(0)).eval()
+    tokens = torch.randint(0, 7, (3, 6), generator=torch.Generator().manual_seed(1))
+    full = mf.lm(module.tree(), tokens, config)
+    backends_used.clear()
+    torch.testing.assert_close(module(tokens), full)
+    assert backends_used == [backend] * config.depth
+
+    tail = module(tokens, last=2)
+    assert tail.shape == (3, 2, 7)
+    torch.testing.assert_close(tail, full[:, -2:])
+
+    cache = mf.init_cache(config)
+    with torch.no_grad():                              # the cache writes in place: it is for inference
+        first, second = module(tokens[:, :4], cache), module(tokens[:, 4:], cache)
+    assert cache.length == 6
+    assert first.shape == (3, 4, 7) and second.shape == (3, 2, 7)
+    torch.testing.assert_close(torch.cat([first, second], dim=1), full)
+    assert _differs(second, mf.lm(module.tree(), tokens[:, 4:], config))             # the cache counts
+
+
+def test_lm_module_follows_eval_and_train_with_dropout():
+    config = LMConfig(vocab=7, emb=8, heads=2, depth=2, context=6, dropout=0.3)
+    module = LM(config, torch.Generator().manual_seed(0)).eval()
+    tokens = torch.randint(0, 7, (3, 6), generator=torch.Generator().manual_seed(1))
+    evaluated = module(tokens)
+    torch.testing.assert_close(module(tokens), evaluated)
+    torch.testing.assert_close(evaluated, mf.lm(module.tree(), tokens, config, training=False))
+    module.train()
+    with torch.random.fork_rng():
+        torch.manual_seed(7)
+        trained = module(tokens)
+        torch.manual_seed(7)
+        expected = mf.lm(module.tree(), tokens, config, training=True)
+    torch.testing.assert_close(trained, expected)
+    assert _differs(trained, evaluated)
+
+
+@pytest.mark.parametrize("pool", ["mean", "max", "select"])
+def test_classifier_module_passes_mask_pool_and_training(pool):
+    config = ClassifierConfig(vocab=9, emb=8, attention="full", heads=2, depth=2, blocks=True, positions=True,
+                              max_len=10, pool=pool, dropout=0.3)
+    module = Classifier(config, torch.Generator().manual_seed(0)).eval()
+    tokens = torch.randint(0, 9, (4, 10), generator=torch.Generator().manual_seed(1))
+    mask = torch.arange(10)[None, :] < torch.tensor([[10], [4], [7], [1]])
+    evaluated = module(tokens, mask)
+    torch.testing.assert_close(module(tokens, mask), evaluated)
+    torch.testing.assert_close(evaluated, mf.classifier(module.tree(), tokens, config, mask=mask, training=False))
+    assert _differs(evaluated, mf.classifier(module.tree(), tokens, config))         # the mask counts
+    for other in {"mean", "max", "select"} - {pool}:                                 # and so does the pool
+        assert _differs(evaluated, mf.classifier(module.tree(), tokens, replace(config, pool=other), mask=mask))
+    module.train()
+    with torch.random.fork_rng():
+        torch.manual_seed(7)
+        trained = module(tokens, mask)
+        torch.manual_seed(7)
+        expected = mf.classifier(module.tree(), tokens, config, mask=mask, training=True)
+    torch.testing.assert_close(trained, expected)
+    assert _differs(trained, evaluated)
 
 
 def test_parameter_names_that_clash_with_module_attributes_are_refused():

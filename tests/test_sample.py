@@ -64,6 +64,18 @@ def test_sampling_with_a_generator_is_repeatable_and_batched():
     assert first.shape == (2, 13) and torch.equal(first, again)
 
 
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_greedy_batched_rows_are_independent_and_start_with_their_own_seed(use_cache):
+    model = tiny_lm(context=12)
+    seeds = torch.stack([SEED, SEED.flip(0), torch.tensor([0, 7, 0, 7, 10])])       # (3, 5)
+    batched = sample(model, seeds, 10, temperature=0, use_cache=use_cache)         # 15 > context: it slides
+    assert batched.shape == (3, 15)
+    assert torch.equal(batched[:, : seeds.shape[1]], seeds)                        # each row its own seed
+    for row, seed in zip(batched, seeds, strict=True):
+        assert torch.equal(row, sample(model, seed, 10, temperature=0, use_cache=use_cache))
+    assert len({tuple(row[5:].tolist()) for row in batched}) > 1   # the rows differ: no row copied the others
+
+
 def test_temperature_and_top_k():
     logits = torch.tensor([[0.0, 3.0, 1.0, 2.0]])
     assert pick_next(logits, temperature=0).item() == 1
