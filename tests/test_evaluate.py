@@ -49,12 +49,19 @@ def test_the_estimate_scores_the_last_position_only():
 
 def test_the_estimate_of_an_lm_asks_for_the_last_position_only_and_scores_the_same():
     model = LM(LMConfig(vocab=V, emb=16, heads=2, depth=2, context=16), torch.Generator().manual_seed(0)).eval()
-    asked = []
+    asked, shapes = [], []
     original = model.forward
-    model.forward = lambda tokens, last=None: asked.append(last) or original(tokens, last=last)
+
+    def recording(tokens, last=None):
+        asked.append(last)
+        logits = original(tokens, last=last)
+        shapes.append(tuple(logits.shape))
+        return logits
+
+    model.forward = recording
     fast = estimate_bits(model, CYCLE, 16, batches=3, batch_size=4, generator=torch.Generator().manual_seed(1))
     full = estimate_bits(original, CYCLE, 16, batches=3, batch_size=4, generator=torch.Generator().manual_seed(1))
-    assert asked == [1, 1, 1]
+    assert asked == [1, 1, 1] and shapes == [(4, 1, V)] * 3           # one position computed, not all 16
     assert fast == pytest.approx(full, rel=1e-6)
 
 
