@@ -72,42 +72,43 @@ def _inputs():
     return x, mask
 
 
-@pytest.mark.parametrize("backend", ["scratch", "sdpa"])
-def test_attention_module_passes_mask_causal_and_backend(backend, backends_used):
+def _module_equals_function_for_each_mask_and_causal(module, function, backend, backends_used) -> dict:
+    """Module and ``function(mask, causal)`` agree for masked / unmasked x causal / not, each call on
+    ``backend``, and the four outputs all differ (each argument counts). Returns them by (masked, causal)."""
     x, mask = _inputs()
-    module = SelfAttention(8, 2, torch.Generator().manual_seed(1), backend=backend)
     outputs = {}
     for masked in (False, True):
         for causal in (False, True):
             backends_used.clear()
             got = module(x, mask if masked else None, causal=causal)
             assert backends_used == [backend]
-            outputs[masked, causal] = mf.self_attention(module.tree(), x, 2, mask=mask if masked else None,
-                                                        causal=causal, backend=backend)
+            outputs[masked, causal] = function(x, mask if masked else None, causal)
             torch.testing.assert_close(got, outputs[masked, causal])
     results = list(outputs.values())
-    assert all(_differs(a, b) for i, a in enumerate(results) for b in results[i + 1:])   # each argument counts
+    assert all(_differs(a, b) for i, a in enumerate(results) for b in results[i + 1:])
+    return outputs
+
+
+@pytest.mark.parametrize("backend", ["scratch", "sdpa"])
+def test_attention_module_passes_mask_causal_and_backend(backend, backends_used):
+    module = SelfAttention(8, 2, torch.Generator().manual_seed(1), backend=backend)
+    _module_equals_function_for_each_mask_and_causal(
+        module, lambda x, mask, causal: mf.self_attention(module.tree(), x, 2, mask=mask, causal=causal,
+                                                          backend=backend),
+        backend, backends_used)
 
 
 @pytest.mark.parametrize("norm", ["post", "pre"])
 @pytest.mark.parametrize("backend", ["scratch", "sdpa"])
 def test_block_module_passes_mask_causal_norm_and_backend(norm, backend, backends_used):
-    x, mask = _inputs()
     module = TransformerBlock(8, 2, torch.Generator().manual_seed(1), norm=norm, backend=backend).eval()
-    outputs = {}
-    for masked in (False, True):
-        for causal in (False, True):
-            backends_used.clear()
-            got = module(x, mask if masked else None, causal=causal)
-            assert backends_used == [backend]
-            outputs[masked, causal] = mf.transformer_block(module.tree(), x, 2, mask=mask if masked else None,
-                                                           causal=causal, norm=norm, backend=backend)
-            torch.testing.assert_close(got, outputs[masked, causal])
-    results = list(outputs.values())
-    assert all(_differs(a, b) for i, a in enumerate(results) for b in results[i + 1:])
-    other_norm = mf.transformer_block(module.tree(), x, 2, mask=mask, causal=True,
-                                      norm="pre" if norm == "post" else "post", backend=backend)
-    assert _differs(outputs[True, True], other_norm)
+
+    def block(x, mask, causal, norm=norm):
+        return mf.transformer_block(module.tree(), x, 2, mask=mask, causal=causal, norm=norm, backend=backend)
+
+    outputs = _module_equals_function_for_each_mask_and_causal(module, block, backend, backends_used)
+    x, mask = _inputs()
+    assert _differs(outputs[True, True], block(x, mask, True, norm="pre" if norm == "post" else "post"))
 
 
 def test_block_module_follows_eval_and_train_with_dropout():
