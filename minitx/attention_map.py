@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from . import functional as mf
-from .classify import load_checkpoint, load_dataset, saved_start_token
+from .classify import classifier_from_checkpoint, load_dataset, read_checkpoint
 from .cli import HelpFormatter
 from .config import ClassifierConfig
 from .data import pad_batch
@@ -67,10 +67,12 @@ def draw(checkpoint: str | Path, out: str | Path, count: int = 4, layer: int = -
     pattern where possible, with the true label and the model's prediction in each title."""
     if count < 1:
         raise ValueError(f"count must be at least 1 instance to draw, got {count}")
-    model, name = load_checkpoint(checkpoint)
+    saved = read_checkpoint(checkpoint)
+    model, name = classifier_from_checkpoint(saved), saved["data"]
     if name not in ("synth", "xor"):
         raise ValueError(f"attention maps are drawn for synth or xor models, this checkpoint was trained on {name!r}")
-    data = load_dataset(name, ntrain=10, nval=200, start_token=saved_start_token(checkpoint))  # as trained
+    # the data as the model saw it in training: with `.start` in front if it was trained so
+    data = load_dataset(name, ntrain=10, nval=200, start_token=saved.get("start_token", False))
     x, y = data.val
     chosen, seen = [], set()
     for i, seq in enumerate(x):                       # distinct word patterns first, so each picture differs

@@ -304,28 +304,29 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 def save_checkpoint(path: str | Path, model: Classifier, data_name: str, *, start_token: bool = False) -> None:
     """Save the uncompiled model's weights with its config, dataset name and whether its sequences began with
-    ``.start`` (for `load_checkpoint` and `saved_start_token`)."""
+    ``.start`` (for `load_checkpoint`, or `read_checkpoint` and `classifier_from_checkpoint`)."""
     state = {name: t.detach().cpu() for name, t in model.state_dict().items()}
     payload = {"config": model.config.to_dict(), "data": data_name, "start_token": start_token, "state_dict": state}
     write_atomically(path, lambda temporary: torch.save(payload, temporary))
 
 
-def _read_checkpoint(path: str | Path) -> dict:
+def read_checkpoint(path: str | Path) -> dict:
+    """The saved payload: ``config``, ``data`` (the dataset name), ``start_token`` (absent in checkpoints
+    written before it was recorded: False) and ``state_dict``."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"No checkpoint at {path}: train one with `python -m minitx classify ... --out DIR`")
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def load_checkpoint(path: str | Path) -> tuple[Classifier, str]:
-    """``(model, dataset name)`` from a `save_checkpoint` file, on the CPU, in eval mode."""
-    saved = _read_checkpoint(path)
+def classifier_from_checkpoint(saved: dict) -> Classifier:
+    """The model of a `read_checkpoint` payload, on the CPU, in eval mode."""
     model = Classifier(ClassifierConfig(**saved["config"]))
     model.load_state_dict(saved["state_dict"])
-    return model.eval(), saved["data"]
+    return model.eval()
 
 
-def saved_start_token(path: str | Path) -> bool:
-    """Whether the checkpoint's model was trained on sequences that begin with ``.start`` (``--start-token``):
-    its data must be loaded the same way. False for checkpoints written before this was recorded."""
-    return bool(_read_checkpoint(path).get("start_token", False))
+def load_checkpoint(path: str | Path) -> tuple[Classifier, str]:
+    """``(model, dataset name)`` from a `save_checkpoint` file, on the CPU, in eval mode."""
+    saved = read_checkpoint(path)
+    return classifier_from_checkpoint(saved), saved["data"]
