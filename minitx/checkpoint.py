@@ -3,8 +3,8 @@
 A checkpoint is one ``torch.save`` file holding only tensors and plain Python values, so it loads with
 ``torch.load(weights_only=True)`` (no pickled code runs): the model's and optimiser's state dicts, the
 schedule's state, the step, the config as a dict, the run log's series, and every random state the run
-draws from (torch CPU, CUDA if any, the data generator) as tensors. It is written to a temporary file and
-renamed over the old one, so a crash mid-write never destroys the last good checkpoint.
+draws from (torch CPU, CUDA if any, the named generators: data, evaluation, samples) as tensors. It is written
+to a temporary file and renamed over the old one, so a crash mid-write never destroys the last good checkpoint.
 """
 
 from pathlib import Path

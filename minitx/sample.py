@@ -57,11 +57,12 @@ def pick_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None 
     """One token per row of logits (b, vocab) -> (b,) long.
 
     ``temperature`` 1.0 samples the model's distribution, lower values sharpen it, 0 takes the argmax (greedy).
-    ``top_k`` samples only among the k most likely tokens. ``epsilon`` drops every token whose probability
-    (after the temperature and top-k) is below it, the most likely token excepted, and renormalises the rest: "epsilon
-    sampling" (Hewitt et al., 2022). A softmax can never give a token probability 0, so a trained model
-    spreads a little mass over tokens the data never has in that place; each is unlikely, but a long sample
-    draws many tokens. Dropping that tail does not sharpen the rest, as a lower temperature does.
+    ``top_k`` samples only among the k most likely tokens (exactly k, even where logits tie). ``epsilon``
+    drops every token whose probability (after the temperature and top-k) is below it, the most likely token
+    excepted, and renormalises the rest: "epsilon sampling" (Hewitt et al., 2022). A softmax can never give a
+    token probability 0, so a trained model spreads a little mass over tokens the data never has in that
+    place; each is unlikely, but a long sample draws many tokens. Dropping that tail does not sharpen the
+    rest, as a lower temperature does.
     """
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
