@@ -66,6 +66,8 @@ class ClassifierConfig:
             check_heads(self.emb, self.heads)
         if self.blocks and self.attention != "full":
             raise ValueError("blocks=True needs attention='full': a transformer block wraps multi-head attention")
+        if self.attention != "none" and self.depth < 1:   # no layer at all is the baseline: say attention='none'
+            raise ValueError(f"attention={self.attention!r} needs depth >= 1, got {self.depth}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -58,7 +58,8 @@ def make_optimizer(
     for name, param in named:
         if not param.requires_grad:
             continue
-        is_matrix = param.dim() >= 2 and not name.startswith(("tokens.", "positions."))
+        path = name.split(".")                 # "_orig_mod." (compiled) or "module." (DDP) may lead the path
+        is_matrix = param.dim() >= 2 and not ({"tokens", "positions"} & set(path[:-1]))
         (decay if is_matrix and weight_decay > 0 else no_decay).append(param)
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     fused = all(p.is_cuda for group in groups for p in group["params"]) and torch.cuda.is_available()

@@ -257,6 +257,23 @@ def test_cached_attention_in_chunks_equals_full_forward(case, backend, data):
     torch.testing.assert_close(torch.cat(pieces, dim=1), full)
 
 
+@pytest.mark.parametrize("backend", ["scratch", "sdpa"])
+def test_attention_under_cpu_bf16_autocast_is_close_to_float32_both_ways(backend):
+    """Forward and backward under CPU autocast: no dtype clash, gradients in the inputs' dtype, close to float32."""
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 70, 8, generator=g, requires_grad=True) for _ in range(3))   # 2 query blocks
+    mask = (torch.rand(2, 1, 1, 70, generator=g) < 0.8) | (torch.arange(70) == 0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = mf.attend(q, k, v, mask=mask, causal=True, backend=backend)
+    low_grads = torch.autograd.grad(low.float().square().sum(), (q, k, v))
+    full = mf.attend(q, k, v, mask=mask, causal=True, backend=backend)
+    full_grads = torch.autograd.grad(full.square().sum(), (q, k, v))
+    torch.testing.assert_close(low.float(), full, atol=3e-2, rtol=3e-2)
+    for low_grad, full_grad in zip(low_grads, full_grads, strict=True):
+        assert low_grad.dtype == torch.float32
+        torch.testing.assert_close(low_grad, full_grad, atol=6e-2, rtol=6e-2)
+
+
 def test_gradcheck_attention_core_in_float64():
     g = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(2, 2, 3, 2, generator=g, dtype=f64, requires_grad=True) for _ in range(3))

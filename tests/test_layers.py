@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import minitx.functional as mf
+from minitx.runtime import make_optimizer
 
 f64 = torch.float64
 
@@ -80,9 +81,11 @@ def test_pool_uses_only_real_tokens(batch, how):
 def test_pool_of_an_all_padding_row_is_zero():
     x = torch.randn(2, 3, 4)
     mask = torch.tensor([[True, False, False], [False, False, False]])
-    for how in ("mean", "max"):
+    for how in ("mean", "max", "select"):
         pooled = mf.pool(x, how, mask)
-        assert torch.equal(pooled[1], torch.zeros(4)) and torch.isfinite(pooled).all()
+        assert torch.equal(pooled[1], torch.zeros(4)) and torch.isfinite(pooled).all(), how
+    with pytest.raises(ValueError, match="mask shape"):
+        mf.pool(x, "select", torch.ones(5, dtype=torch.bool))         # select checks its mask too
 
 
 def test_pool_rejects_unknown_kind():
@@ -93,6 +96,25 @@ def test_pool_rejects_unknown_kind():
 def test_embedding_rejects_float_tokens():
     with pytest.raises(TypeError, match="integer tensor"):
         mf.embedding(mf.init_embedding(5, 3), torch.zeros(2, 3))
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8])
+def test_embedding_takes_every_integer_type(dtype):
+    """`load_wp` streams are uint8: a slice of one goes straight in."""
+    params = mf.init_embedding(5, 3)
+    tokens = torch.tensor([[4, 0, 2]], dtype=dtype)
+    torch.testing.assert_close(mf.embedding(params, tokens), params["weight"][[4, 0, 2]][None])
+
+
+def test_weight_decay_groups_see_through_compile_and_ddp_prefixes():
+    params = {f"{prefix}{name}": torch.nn.Parameter(torch.ones(shape))
+              for prefix in ("", "_orig_mod.", "module.")
+              for name, shape in [("tokens.weight", (4, 2)), ("positions.weight", (4, 2)), ("head.weight", (2, 2)),
+                                  ("head.bias", (2,))]}
+    optimizer = make_optimizer(params, lr=1e-3, weight_decay=0.1)
+    decayed = {id(p) for group in optimizer.param_groups if group["weight_decay"] > 0 for p in group["params"]}
+    assert {name for name, p in params.items() if id(p) in decayed} == {"head.weight", "_orig_mod.head.weight",
+                                                                         "module.head.weight"}
 
 
 def test_tree_paths_round_trip_through_state_dict_names():

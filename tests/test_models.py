@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import minitx.functional as mf
+import minitx.functional.attention as attention_impl
 from minitx import ClassifierConfig, LMConfig
 
 f64 = torch.float64
@@ -178,8 +179,25 @@ def test_bad_token_inputs_raise_clear_errors(tokens, error):
         (dict(pool="median"), "pool must be one of"),
         (dict(blocks=True), "needs attention='full'"),
         (dict(dropout=1.0), "dropout"),
+        (dict(attention="full", depth=0), "needs depth >= 1"),     # no layer: its state_dict could not say so
+        (dict(attention="simple", depth=0), "needs depth >= 1"),
     ],
 )
 def test_bad_configs_raise_clear_errors(fields, error):
     with pytest.raises(ValueError, match=error):
         ClassifierConfig(vocab=5, **fields)
+
+
+@pytest.mark.parametrize("backend", ["scratch", "sdpa"])
+def test_simple_attention_classifier_runs_on_its_configured_backend(backend, monkeypatch):
+    used = []
+    original = attention_impl.attend
+
+    def spy(*args, backend="scratch", **kwargs):
+        used.append(backend)
+        return original(*args, backend=backend, **kwargs)
+
+    monkeypatch.setattr(attention_impl, "attend", spy)
+    config = ClassifierConfig(vocab=9, emb=8, attention="simple", depth=2, backend=backend)
+    mf.classifier(mf.init_classifier(config), torch.randint(0, 9, (2, 5)), config)
+    assert used == [backend, backend]

@@ -149,7 +149,7 @@ def _scratch_attention(
 
 
 def simple_self_attention(
-    x: torch.Tensor, mask: torch.Tensor | None = None, causal: bool = False
+    x: torch.Tensor, mask: torch.Tensor | None = None, causal: bool = False, backend: str = "scratch"
 ) -> torch.Tensor:
     """The parameter-free self-attention of Q4: weights = softmax(x xᵀ) row-wise, y = weights x.
 
@@ -161,7 +161,7 @@ def simple_self_attention(
     if mask is not None:
         _check_mask(mask, x)
         key_mask = mask[:, None, :]                                        # (b, 1, t): same keys for every query
-    return attend(x, x, x, mask=key_mask, causal=causal, scale=False)
+    return attend(x, x, x, mask=key_mask, causal=causal, scale=False, backend=backend)
 
 
 def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:

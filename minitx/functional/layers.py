@@ -59,6 +59,8 @@ def embedding(params: Params, tokens: torch.Tensor) -> torch.Tensor:
     """Look up integer ``tokens`` (...,) -> vectors (..., dim)."""
     if tokens.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
         raise TypeError(f"tokens must be an integer tensor (torch.long), got {tokens.dtype}")
+    if tokens.dtype not in (torch.int64, torch.int32):   # F.embedding takes only these; load_wp's bytes are uint8
+        tokens = tokens.long()
     return F.embedding(tokens, params["weight"])
 
 
@@ -113,17 +115,19 @@ def pool(x: torch.Tensor, how: str, mask: torch.Tensor | None = None) -> torch.T
     """Global pool over time: (batch, time, emb) -> (batch, emb).
 
     ``how`` is ``'mean'``, ``'max'`` or ``'select'`` (the first element). ``mask`` (batch, time), True = real
-    token, keeps padding out: the mean divides by the real length, the max ignores pad positions. A sequence
-    with no real token pools to zeros. Select needs no mask because sequences are padded on the right.
+    token, keeps padding out: the mean divides by the real length, the max ignores pad positions; select takes
+    position 0, which is real whenever any token is (sequences are padded on the right). A sequence with no
+    real token pools to zeros, whatever ``how``.
     """
     _check_sequence(x, "pool input")
-    if how == "select":
-        return x[:, 0]
-    if how not in ("mean", "max"):
+    if how not in ("mean", "max", "select"):
         raise ValueError(f"pool must be 'mean', 'max' or 'select', got {how!r}")
+    if mask is not None:
+        _check_mask(mask, x)
+    if how == "select":
+        return x[:, 0] if mask is None else x[:, 0].masked_fill(~mask.any(dim=1, keepdim=True), 0.0)
     if mask is None:
         return x.mean(dim=1) if how == "mean" else x.amax(dim=1)
-    _check_mask(mask, x)
     keep = mask.unsqueeze(-1)                                    # (b, t, 1)
     if how == "mean":
         count = keep.sum(dim=1).clamp(min=1)                     # (b, 1)

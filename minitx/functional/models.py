@@ -80,7 +80,7 @@ def classifier(
             x = self_attention(layer, x, config.heads, mask=mask, backend=config.backend)
     elif config.attention == "simple":
         for _ in range(config.depth):
-            x = simple_self_attention(x, mask)
+            x = simple_self_attention(x, mask, backend=config.backend)
     return linear(params["head"], pool(x, config.pool, mask))              # (b, classes)
 
 

@@ -21,6 +21,7 @@ Two tricks of FlashAttention, written with plain PyTorch operations rather than 
   blocks of 64 that is 5/8 of the work of the full (tq, tk) square, and the temporaries are (B, 64, tk) at most.
 """
 
+import contextlib
 from collections.abc import Iterator
 
 import torch
@@ -61,7 +62,6 @@ class ScratchAttention(torch.autograd.Function):
     keys it masks anyway; None reads every key."""
 
     @staticmethod
-    @torch.amp.custom_fwd(device_type="cuda")
     def forward(ctx, q, k, v, bias, lead, scale, causal_offset):
         blocks = list(_blocks(q.shape[1], k.shape[1], causal_offset))
         out = torch.cat([
@@ -70,12 +70,22 @@ class ScratchAttention(torch.autograd.Function):
         ], dim=1)                                                               # (B, tq, sv)
         ctx.save_for_backward(q, k, v, bias, out)
         ctx.lead, ctx.scale, ctx.blocks = lead, scale, blocks
+        # The backward runs under the forward's autocast state, on any device (what torch.amp's custom_fwd and
+        # custom_bwd do for one device type): under CPU autocast the bf16 output would otherwise meet the
+        # float32 inputs in the backward's products.
+        device = q.device.type
+        ctx.autocast = torch.is_autocast_enabled(device), device, torch.get_autocast_dtype(device)
         return out
 
     @staticmethod
-    @torch.amp.custom_bwd(device_type="cuda")
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
+        enabled, device, dtype = ctx.autocast
+        with torch.autocast(device, dtype=dtype) if enabled else contextlib.nullcontext():
+            return ScratchAttention._backward(ctx, grad_out)
+
+    @staticmethod
+    def _backward(ctx, grad_out):
         q, k, v, bias, out = ctx.saved_tensors
         delta = (grad_out * out).sum(dim=-1, keepdim=True)                      # (B, tq, 1)
         grad_q, grad_k, grad_v = torch.empty_like(q), torch.zeros_like(k), torch.zeros_like(v)
