@@ -11,6 +11,7 @@ Contenders (the "attention paths"):
 import json
 import math
 import statistics
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -241,16 +242,19 @@ def spread(values: list[float]) -> dict[str, float]:
 def peak_memory_mib(step: TrainStep, device: torch.device) -> float:
     """Peak bytes of live tensors during one ``step`` (parameters, gradients, optimizer state, activations), MiB.
 
-    CUDA: ``torch.cuda.max_memory_allocated``. CPU: PyTorch's ``MemTracker`` (a private tool in
+    CUDA: the step's rise of ``torch.cuda.max_memory_allocated`` over what was allocated before it, plus this
+    step's own state (parameters, optimizer state, any gradients held): the other contenders, resident on the
+    same device during the interleaved rounds, are left out. CPU: PyTorch's ``MemTracker`` (a private tool in
     ``torch.distributed._tools``), which follows every tensor storage's allocation and release: the same
     quantity, without the allocator's caching or the process's RSS noise. NaN if the tracker is unavailable.
     """
     if device.type == "cuda":
         torch.cuda.synchronize()
+        before = torch.cuda.memory_allocated(device)          # every resident contender's state
         torch.cuda.reset_peak_memory_stats(device)
         step()
         torch.cuda.synchronize()
-        return torch.cuda.max_memory_allocated(device) / 2**20
+        return (torch.cuda.max_memory_allocated(device) - before + _state_bytes(step)) / 2**20
     try:
         from torch.distributed._tools.mem_tracker import MemTracker
     except ImportError:
@@ -261,6 +265,27 @@ def peak_memory_mib(step: TrainStep, device: torch.device) -> float:
         step()
     peaks = tracker.get_tracker_snapshot("peak")
     return peaks[torch.device("cpu")]["Total"] / 2**20
+
+
+def _state_bytes(step: TrainStep) -> int:
+    """Bytes a step keeps between calls: parameters, gradients not freed, optimizer state tensors."""
+    params = list(step.model.parameters())
+    tensors = params + [p.grad for p in params if p.grad is not None]
+    tensors += [t for state in step.optimizer.state.values() for t in state.values() if torch.is_tensor(t)]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def code_version() -> str:
+    """The commit measured, with '+changes' when minitx/ or bench/ differ from it (others edit alongside)."""
+    def git(*command: str) -> str:
+        try:
+            return subprocess.run(["git", *command], cwd=Path(__file__).resolve().parent.parent,
+                                  capture_output=True, text=True, check=True).stdout
+        except (OSError, subprocess.CalledProcessError):
+            return ""
+
+    commit = git("rev-parse", "--short", "HEAD").strip() or "unknown"
+    return commit + ("+changes" if git("status", "--porcelain", "--", "minitx", "bench").strip() else "")
 
 
 def markdown_table(rows: list[dict], columns: dict[str, str]) -> str:

@@ -10,9 +10,9 @@ a ``gpu.json`` there (from ``python -m bench.gpu --json runs/bench/gpu.json``) f
 import argparse
 import datetime
 import json
+import math
 import os
 import platform
-import subprocess
 from pathlib import Path
 
 import torch
@@ -20,7 +20,7 @@ import torch
 from minitx.cli import HelpFormatter
 
 from . import context, gpu, throughput
-from .common import WORKLOADS, markdown_table
+from .common import WORKLOADS, code_version, markdown_table
 
 ROOT = Path(__file__).resolve().parent.parent
 THROUGHPUT_TARGETS = [("scratch", "B", 0.8), ("scratch", "C", 0.8), ("sdpa", "A", 1.0), ("sdpa", "B", 1.0),
@@ -38,23 +38,11 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def _code_version() -> str:
-    """The commit measured, with '+changes' when minitx/ or bench/ differ from it (others edit alongside)."""
-    def git(*command: str) -> str:
-        try:
-            return subprocess.run(["git", *command], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-        except (OSError, subprocess.CalledProcessError):
-            return ""
-
-    commit = git("rev-parse", "--short", "HEAD").strip() or "unknown"
-    return commit + ("+changes" if git("status", "--porcelain", "--", "minitx", "bench").strip() else "")
-
-
 def measure_all(args: argparse.Namespace) -> None:
     """Run the throughput and context benchmarks, saving their rows and the conditions under ``args.results``."""
     results = args.results
     common = ["--threads", str(args.threads)] + (["--tiny"] if args.tiny else [])
-    load_before, version = os.getloadavg(), _code_version()
+    load_before, version = os.getloadavg(), code_version()
     throughput.main([*common, "--repeats", str(args.repeats), "--json", str(results / "throughput.json")])
     contexts = ["--contexts", "8", "16", "--tokens", "32"] if args.tiny else []
     context.main([*common, *contexts, "--repeats", str(args.context_repeats), "--json", str(results / "context.json")])
@@ -128,6 +116,14 @@ def _text(path: Path) -> str | None:
     return path.read_text().strip() if path.exists() else None
 
 
+def _mfu(rows: list[dict], compiled: bool) -> float:
+    """The target's MFU (sdpa on XL) of the eager or compiled row."""
+    workload, contender, _ = MFU_TARGET
+    return next((row["mfu"] for row in rows
+                 if (row["workload"], row["contender"], row["compiled"]) == (workload, contender, compiled)
+                 and "mfu" in row), math.nan)
+
+
 def mfu_target_line(rows: list[dict]) -> str:
     workload, contender, goal = MFU_TARGET
     measured = {row["compiled"]: row["mfu"] for row in rows
@@ -151,8 +147,10 @@ def gpu_page_section(results: Path) -> str:
 Workloads A, B, C and XL ({gpu.GPU_WORKLOADS['XL'].describe()}), each path eager with bf16 autocast and fused
 AdamW as the trainers run (`minitx.runtime`), then with `torch.compile` for XL and B; 10 interleaved rounds
 after 2 warm-up rounds (compilation included in these). MFU = tokens/s x (6 N + 12 x blocks x context x emb) /
-790 TFLOP/s (the bf16 matrix rate measured on this machine type), N = parameters in matrix products (embedding
-tables left out)."""
+{gpu.H200_BF16_PEAK_FLOPS / 1e12:,.1f} TFLOP/s (NVIDIA's dense bf16 peak of the H200 SXM), N = parameters in
+matrix products (embedding tables left out). Until session 5 these pages divided by 790 TFLOP/s, a matrix rate
+with no measurement behind it in the record, which overstated every MFU by 25%; the saved run's MFU column was
+recomputed against the datasheet peak (its tokens/s are as measured)."""
     if not rows:
         return header + """
 
@@ -173,6 +171,11 @@ Measured on:
 {markdown_table(rows, gpu.COLUMNS)}
 
 {mfu_target_line(rows)}
+
+Peak MiB on the GPU, as saved from the 2026-11-28 run, includes the other two contenders' fp32 weights and AdamW
+moments, resident on the device during the interleaved rounds (2 x 12 bytes per parameter: 307 MiB on A, 20 on
+B, 113 on C, 884 on XL); subtract those for one contender's own peak. `bench.gpu` now leaves them out (it counts
+the rise during the step plus the contender's own state); not re-measured, as no GPU has been lent since.
 """
     if training:
         section += f"""
@@ -182,7 +185,9 @@ Measured on:
 emb 512, 8 heads, 12 blocks, context 512, batch 64, dropout 0.1, sdpa, bf16, fused AdamW, clipping) on a random
 byte stream, for a fixed time each; tokens/s per logging
 window of 20 steps, leaving out the first window (compilation and warm-up). This is the speed a user of
-`examples/wikipedia.py --compile` gets, data loading and the trainer's bookkeeping included.
+`examples/wikipedia.py --compile` gets, data loading and the trainer's bookkeeping included. In the saved run
+each window's clock stopped before the host waited for the GPU's queued work, so these rates may be somewhat
+high; the trainer now reads it after the wait (session 5), not re-measured.
 
 {markdown_table(training, gpu.TRAINING_COLUMNS)}
 """
@@ -203,7 +208,8 @@ matrix products (`mm`, `addmm`) take 10.8 ms (31%) and the fused flash attention
 (16%); layer norm forward and backward take 6.7 ms (20%), autocast's float32-to-bf16 copies 3.0 ms (9%), the
 bias-gradient sums 2.5 ms (7%), and ReLU backward, residual adds and AdamW most of the rest. At emb 512 the
 products are small (32,768 x 512 x 512 per projection), so about half the step is memory-bound element-wise work.
-`torch.compile` fuses that work into fewer kernels and lifts the sdpa path from 33.5% to 44.4% MFU. Wider models
+`torch.compile` fuses that work into fewer kernels and lifts the sdpa path from {_mfu(rows, False):.1%} to
+{_mfu(rows, True):.1%} MFU: short of the 40% aimed for, held back by that element-wise work. Wider models
 raise the products' share (their cost grows as emb², the element-wise work as emb). The scratch path is slower
 on a GPU (0.28x sdpa eager on XL): it runs 16 query blocks per layer as separate small products with a float32
 softmax between them, and recomputes them in the backward pass. It is the readable reference; on a GPU use

@@ -13,7 +13,9 @@ Its time over the default model's is the share of a cached step that is per-oper
 """
 
 import argparse
+import datetime
 import json
+import os
 import statistics
 
 import torch
@@ -23,7 +25,7 @@ from minitx.cli import HelpFormatter
 from minitx.nn import LM
 from minitx.sample import sample
 
-from .common import interleaved_times, spread
+from .common import code_version, interleaved_times, spread
 
 
 def _model(emb: int = 128) -> LM:
@@ -67,7 +69,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    load_before = os.getloadavg()
     rows = [measure(length, args.repeats, overhead=args.overhead) for length in args.lengths]
+    conditions = {"date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                  "threads": torch.get_num_threads(), "repeats": args.repeats, "commit": code_version(),
+                  "load_before": load_before, "load_after": os.getloadavg()}
+    rows = [{**row, "conditions": conditions} for row in rows]    # so a saved file says how it was measured
     for row in rows:
         print(f"{row['new_characters']} new characters: cache {row['cache_s']['median']:.2f} s, "
               f"re-run {row['rerun_s']['median']:.2f} s (medians), speed-up {row['speedup_median']:.1f}x "

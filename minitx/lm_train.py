@@ -261,6 +261,7 @@ def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: L
             continue
         # Logging interval: the only place the host waits for the device.
         mean_loss = distributed.average(window_loss.item(), info) / window_steps
+        window_end = time.time() - clock        # after the wait, so the window's queued device work counts
         if not math.isfinite(mean_loss):
             where = f"the last good checkpoint (step {last_checkpoint}) is kept in {checkpoint_path}" \
                 if checkpoint_path is not None and last_checkpoint > 0 else "no checkpoint was written"
@@ -271,7 +272,7 @@ def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: L
         log.scalar("grad_norm", window_norm.item() / window_steps, step)
         log.scalar("lr", lr, step)
         # throughput of this logging window (all ranks); the first window includes compilation and warm-up
-        log.scalar("tokens_per_s", tokens_per_step * window_steps / max(elapsed - window_start, 1e-9), step)
+        log.scalar("tokens_per_s", tokens_per_step * window_steps / max(window_end - window_start, 1e-9), step)
         bar.set_postfix(bits=f"{bits:.3f}", lr=f"{lr:.2e}", **({"step": step} if by_clock else {}))
         window_loss.zero_()
         window_norm.zero_()
