@@ -1,7 +1,9 @@
 """Q3: the baseline (embedding, global pool, linear) with mean, max and select pooling on IMDb-synth, XOR and
 IMDb. Prints validation accuracy, mean ± std over seeds.
 
-Expected (docs/results.md): synth and XOR: mean 0.50, max 1.00, select 0.50; IMDb mean >= 0.88.
+Expected (docs/results.md): synth and XOR: mean 0.50, max 1.00, select 0.50; IMDb mean >= 0.88. XOR's mean pool
+can land anywhere from 0.25 to 0.75 (seed 0 gives 0.2494): its loss minimum leaves near-equal logits, and
+the argmax of those is noise.
 """
 
 from common import experiment, parser, setup

@@ -10,6 +10,7 @@ import inspect
 from common import experiment, parser, setup
 
 import minitx.functional as mf
+import minitx.functional.attention as attention
 from minitx.classify import TrainSettings, load_dataset
 
 p = parser(__doc__, epochs=3)
@@ -17,6 +18,8 @@ p.add_argument("--imdb-epochs", type=int, default=0, help="also train on IMDb fo
 args = p.parse_args()
 setup(args)
 print(inspect.getsource(mf.simple_self_attention))
+# what `attend` computes, in its plainest form (the kernel computes the same in blocks of queries):
+print(inspect.getsource(attention._weights))
 
 settings = TrainSettings(epochs=args.epochs, lr=1e-2, batch=32, max_len=None, progress=False)
 for name in ("synth", "xor"):

@@ -10,11 +10,13 @@ import torch
 from common import experiment, parser, setup
 
 import minitx.functional as mf
+import minitx.functional.attention as attention
 from minitx.classify import TrainSettings, load_dataset
 
 args = parser(__doc__, epochs=3).parse_args()
 setup(args)
-print(inspect.getsource(mf.self_attention))
+for function in (mf.self_attention, attention.project_qkv, mf.split_heads, mf.merge_heads):   # reshape, reorder
+    print(inspect.getsource(function))
 
 b, t, e, heads = 3, 7, 16, 4
 params = mf.init_self_attention(e, heads, torch.Generator().manual_seed(0))

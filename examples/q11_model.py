@@ -9,6 +9,7 @@ earlier keys), applied inside the one attention core `minitx.functional.attend`.
 """
 
 import argparse
+import inspect
 import math
 
 import torch
@@ -22,6 +23,8 @@ from minitx.nn import LM
 
 argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter).parse_args()   # no flags: --help
 
+for function in (mf.lm, mf.causal_visibility):      # the forward pass, and the mask `attend` applies
+    print(inspect.getsource(function))
 print("causal visibility for 5 positions (row = query, column = key):")
 print(mf.causal_visibility(5, 5).int())
 

@@ -9,6 +9,7 @@ context. Both are in bits (log2).
 """
 
 import argparse
+import inspect
 import time
 
 import torch
@@ -25,6 +26,7 @@ parser.add_argument("--checkpoint", default=None, help="a checkpoint.pt from `py
 parser.add_argument("--batches", type=int, default=1000, help="batches of 32 for the estimate")
 parser.add_argument("--val-sentences", type=int, default=5000, help="validation sentences for the exact evaluation")
 args = parser.parse_args()
+print(inspect.getsource(estimate_bits))
 
 (_, val), (i2c, _) = load_toy(ntest=args.val_sentences)
 if args.checkpoint:

@@ -250,7 +250,10 @@ def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: L
         window_norm += norm.detach()
         window_steps += 1
         step += 1
-        logging = step % settings.log_every == 0 or step >= settings.steps
+        # a logging point also wherever an evaluation or a sample is due, so --eval-every need not be a
+        # multiple of --log-every (every rank takes the same steps: the condition is the same on all)
+        logging = (step % settings.log_every == 0 or step % settings.eval_every == 0
+                   or step % settings.sample_every == 0 or step >= settings.steps)
         if logging or info.world_size == 1:
             # Every rank must take the same learning rate and stop at the same step: under DDP the clock is
             # read, and averaged over the ranks, at logging intervals only.

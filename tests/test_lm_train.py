@@ -69,6 +69,12 @@ def test_a_run_writes_metrics_plots_and_a_checkpoint(tmp_path):
     assert payload["step"] == 6 and payload["config"] == CONFIG.to_dict()
 
 
+def test_evaluations_and_samples_fall_where_asked_whatever_the_logging_interval():
+    result = run(steps=6, log_every=4, eval_every=3, sample_every=2, final_eval="none")
+    assert [step for step, _ in result.log.series["val/bits"]] == [2, 3, 4, 6]
+    assert [step for step, *_ in result.samples] == [2, 4, 6]
+
+
 def test_the_loss_goes_down_on_a_learnable_stream():
     result = run(stream=torch.arange(400) % V, steps=30, eval_every=30, sample_every=30, log_every=10,
                  final_eval="none")
