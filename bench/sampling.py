@@ -1,4 +1,5 @@
-"""Sampling speed: the key/value cache against re-running the full forward pass for every new character.
+"""Sampling speed: the key/value cache against re-running the forward pass for every new character (the
+library's uncached sampler, whose final block computes only the last position, ``last=1``).
 
     python -m bench.sampling --threads 2 --repeats 5
 

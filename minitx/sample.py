@@ -3,8 +3,9 @@
 With the key/value cache (`minitx.functional.init_cache`) each new token costs one step of work: its query
 attends to the cached keys and values of everything before it. The position table is absolute, so once the
 sequence is longer than the model's context the window has to slide, every cached key was computed at a
-position that is now wrong, and the cache is useless; from there on each token is predicted by a full
-forward pass over the last ``context`` tokens, exactly what running without a cache does.
+position that is now wrong, and the cache is useless; from there on each token is predicted by a forward
+pass over the last ``context`` tokens (its final block for the last position only: the others' outputs are
+not needed), exactly what running without a cache does.
 """
 
 import torch
@@ -91,8 +92,9 @@ def sample(model: LM, seed: torch.Tensor, length: int, *, temperature: float = 1
            epsilon: float | None = None) -> torch.Tensor:
     """The seed followed by ``length`` new tokens: seed (t,) -> (t + length,), or (b, t) -> (b, t + length).
 
-    ``use_cache=False`` re-runs the full forward pass over the last ``context`` tokens for every new token
-    (the reference the cached path must match, and the baseline of ``bench/sampling.py``). ``temperature``,
+    ``use_cache=False`` re-runs the forward pass over the last ``context`` tokens for every new token, its
+    final block for the last position only (the reference the cached path must match, and the baseline of
+    ``bench/sampling.py``). ``temperature``,
     ``top_k`` and ``epsilon`` are those of `pick_next`.
     """
     if length < 0:
@@ -110,8 +112,8 @@ def sample(model: LM, seed: torch.Tensor, length: int, *, temperature: float = 1
         if cache is not None and cache.length + pending.shape[1] > context:
             cache = None                        # the window slides: cached keys sit at stale positions
             pending = tokens[:, -context:]
-        if cache is None:
-            logits = mf.lm(params, tokens[:, -context:], config)[:, -1]          # (b, vocab)
+        if cache is None:     # the final block need only compute the last position (`last=1`)
+            logits = mf.lm(params, tokens[:, -context:], config, last=1)[:, -1]  # (b, vocab)
         else:
             logits = mf.lm(params, pending, config, cache=cache)[:, -1]          # (b, vocab)
         new = pick_next(logits, temperature, top_k, generator, epsilon)          # (b,)
