@@ -6,6 +6,8 @@ import pytest
 import torch
 from hypothesis import settings
 
+import minitx.functional.attention as attention_impl
+
 settings.register_profile("default", max_examples=25, deadline=None)
 settings.register_profile("ci", max_examples=15, deadline=None)
 settings.load_profile("ci" if os.environ.get("CI") else "default")
@@ -21,3 +23,17 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def backends_used(monkeypatch):
+    """The ``backend`` of every `attend` call: the two backends agree to rounding, so outputs cannot tell."""
+    used = []
+    original = attention_impl.attend
+
+    def spy(*args, backend="scratch", **kwargs):
+        used.append(backend)
+        return original(*args, backend=backend, **kwargs)
+
+    monkeypatch.setattr(attention_impl, "attend", spy)
+    return used

@@ -6,7 +6,6 @@ import pytest
 import torch
 
 import minitx.functional as mf
-import minitx.functional.attention as attention_impl
 from minitx import ClassifierConfig, LMConfig
 from minitx.nn import LM, Classifier, ParameterTree, SelfAttention, TransformerBlock
 
@@ -50,20 +49,6 @@ def test_classifier_module_equals_function_with_mask_and_gradients_reach_every_p
 
 def _differs(a: torch.Tensor, b: torch.Tensor) -> bool:
     return a.shape != b.shape or not torch.allclose(a, b, atol=1e-5)
-
-
-@pytest.fixture
-def backends_used(monkeypatch):
-    """The ``backend`` of every `attend` call: the two backends agree to rounding, so outputs cannot tell."""
-    used = []
-    original = attention_impl.attend
-
-    def spy(*args, backend="scratch", **kwargs):
-        used.append(backend)
-        return original(*args, backend=backend, **kwargs)
-
-    monkeypatch.setattr(attention_impl, "attend", spy)
-    return used
 
 
 def _inputs():
