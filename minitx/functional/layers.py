@@ -57,10 +57,10 @@ def init_embedding(
 
 def embedding(params: Params, tokens: torch.Tensor) -> torch.Tensor:
     """Look up integer ``tokens`` (...,) -> vectors (..., dim)."""
-    if tokens.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
+    if tokens.dtype in (torch.int16, torch.int8, torch.uint8):   # F.embedding takes int64 and int32 only;
+        tokens = tokens.long()                                     # load_wp's bytes are uint8
+    elif tokens.dtype not in (torch.int64, torch.int32):
         raise TypeError(f"tokens must be an integer tensor (torch.long), got {tokens.dtype}")
-    if tokens.dtype not in (torch.int64, torch.int32):   # F.embedding takes only these; load_wp's bytes are uint8
-        tokens = tokens.long()
     return F.embedding(tokens, params["weight"])
 
 
