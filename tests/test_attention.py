@@ -120,6 +120,13 @@ def test_causal_visibility_is_shifted_lower_triangle(queries, extra):
             assert bool(visible[i, j]) == (j <= i + extra)
 
 
+@pytest.mark.parametrize("dtype", [torch.long, torch.float32])
+def test_a_mask_that_is_not_bool_is_a_clear_error(dtype):
+    q = torch.randn(1, 3, 4)
+    with pytest.raises(TypeError, match="mask must be a bool tensor"):
+        mf.attend(q, q, q, mask=torch.ones(3, 3, dtype=dtype))
+
+
 def test_causal_needs_enough_keys():
     with pytest.raises(ValueError, match="at least as many keys"):
         mf.causal_visibility(4, 3)

@@ -97,6 +97,9 @@ def attend(
     """
     if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
         raise ValueError(f"attend shapes do not fit: q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}")
+    if mask is not None and mask.dtype != torch.bool:
+        raise TypeError(f"mask must be a bool tensor (True = the query may see the key), got {mask.dtype}; "
+                        "an additive float mask is not accepted")
     factor = _scale_factor(scale, q.shape[-1])
     tq, tk = q.shape[-2], k.shape[-2]
     if mask is not None and mask.dim() < 2:     # (tk,) or a scalar: the code below needs (.., tq or 1, tk)
