@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return modules[args.command].run(args) or 0
-    except (FileNotFoundError, ValueError, RuntimeError) as error:
+    except (OSError, ValueError, RuntimeError) as error:      # OSError: missing files, a file where a folder goes
         print(f"minitx {args.command}: error: {error}", file=sys.stderr)
         return 2
 

@@ -85,7 +85,10 @@ def draw(checkpoint: str | Path, out: str | Path, count: int = 4, layer: int = -
     tokens, mask = pad_batch([x[i] for i in chosen], data.pad_idx)
     with torch.no_grad():
         predicted = model(tokens, mask).argmax(dim=-1).tolist()
-    weights = attention_weights(model.tree(), tokens, model.config, mask)[layer]
+    layers = attention_weights(model.tree(), tokens, model.config, mask)
+    if not -len(layers) <= layer < len(layers):
+        raise ValueError(f"layer {layer} does not exist: the model has {len(layers)} attention layer(s)")
+    weights = layers[layer]
     words = [[data.i2w[w] for w in x[i]] for i in chosen]
     titles = [f"label {y[i]}, predicted {p}" for i, p in zip(chosen, predicted, strict=True)]
     return plot_attention(weights, words, out, titles)
@@ -102,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or Path(args.checkpoint).with_name("attention.png")
     try:
         print(draw(args.checkpoint, out, args.count, args.layer))
-    except (FileNotFoundError, ValueError) as error:
+    except (OSError, ValueError) as error:
         print(f"attention_map: error: {error}", file=sys.stderr)
         return 2
     return 0

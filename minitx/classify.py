@@ -13,6 +13,7 @@ The pieces a reader meets, in order:
 from __future__ import annotations
 
 import math
+import pickle
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -314,9 +315,17 @@ def read_checkpoint(path: str | Path) -> dict:
     """The saved payload: ``config``, ``data`` (the dataset name), ``start_token`` (absent in checkpoints
     written before it was recorded: False) and ``state_dict``."""
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         raise FileNotFoundError(f"No checkpoint at {path}: train one with `python -m minitx classify ... --out DIR`")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except (EOFError, RuntimeError, pickle.UnpicklingError) as error:
+        raise ValueError(f"{path} is not a readable checkpoint ({type(error).__name__})") from error
+    is_classifier = isinstance(saved, dict) and {"config", "data", "state_dict"} <= saved.keys() \
+        and "context" not in saved["config"]                                # an LM checkpoint has a context
+    if not is_classifier:
+        raise ValueError(f"{path} is not a classifier's model.pt from `python -m minitx classify ... --out DIR`")
+    return saved
 
 
 def classifier_from_checkpoint(saved: dict) -> Classifier:

@@ -70,8 +70,10 @@ class LMTrainSettings:
                      "seed_length", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if not self.lr > 0 or self.warmup < 0 or self.clip < 0 or self.temperature < 0:
-            raise ValueError(f"lr must be > 0 and warmup, clip, temperature >= 0: {self}")
+        if not self.lr > 0 or self.warmup < 0 or self.clip < 0 or self.temperature < 0 or self.weight_decay < 0:
+            raise ValueError(f"lr must be > 0 and warmup, clip, temperature, weight_decay >= 0: {self}")
+        if not 0 <= self.final_lr_fraction <= 1:
+            raise ValueError(f"final_lr_fraction (--final-lr) must be in [0, 1], got {self.final_lr_fraction}")
         if self.time_limit is not None and not self.time_limit > 0:
             raise ValueError(f"time_limit must be a positive number of minutes, got {self.time_limit}")
         check_epsilon(self.epsilon)
@@ -187,6 +189,9 @@ def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: L
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         step, elapsed, samples = saved["step"], saved["elapsed_s"], saved["samples"]
+        if step >= settings.steps or (settings.time_limit is not None and elapsed >= settings.time_limit * 60):
+            raise ValueError(f"the run in {out} already ended (step {step}, {elapsed:.0f} s); raise --steps or "
+                             "--time-limit to train it further")
         restore_random_state(saved["random"], generators)
         if not is_main:  # the checkpoint holds rank 0's data stream: other ranks draw fresh, distinct batches
             data_generator = generators["data"] = distributed.rank_generator(settings.seed + step, info)

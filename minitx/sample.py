@@ -13,9 +13,14 @@ import torch
 from . import functional as mf
 from .nn import LM
 
+_BYTES = [chr(i) for i in range(256)]    # the byte vocabulary of `minitx.data.load_wp`: token i is byte i
+
 
 def encode(text: str, c2i: dict[str, int]) -> torch.Tensor:
-    """Characters -> (len(text),) long tensor of indices; characters outside the vocabulary are an error."""
+    """Characters -> (len(text),) long tensor of indices; characters outside the vocabulary are an error.
+    With the byte vocabulary of `load_wp` the text is encoded as UTF-8 bytes (what `decode` reads back)."""
+    if list(c2i) == _BYTES and text:
+        return torch.tensor(list(text.encode("utf-8")), dtype=torch.long)
     unknown = sorted({c for c in text if c not in c2i})
     if unknown:
         raise ValueError(
@@ -25,9 +30,6 @@ def encode(text: str, c2i: dict[str, int]) -> torch.Tensor:
     if not text:
         raise ValueError("seed text is empty: give at least one character")
     return torch.tensor([c2i[c] for c in text], dtype=torch.long)
-
-
-_BYTES = [chr(i) for i in range(256)]    # the byte vocabulary of `minitx.data.load_wp`: token i is byte i
 
 
 def decode(tokens: torch.Tensor | list[int], i2c: list[str]) -> str:

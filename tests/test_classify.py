@@ -92,6 +92,17 @@ def test_empty_splits_are_clear_errors():
         evaluate(Classifier(config), ([], []), pad_idx=data.pad_idx, max_len=None, device=torch.device("cpu"))
 
 
+def test_what_is_not_a_classifier_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="No checkpoint"):
+        load_checkpoint(tmp_path)                                                     # a directory
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(ValueError, match="not a readable checkpoint"):
+        load_checkpoint(tmp_path / "empty.pt")
+    torch.save({"config": {"vocab": 5, "context": 8}, "data": "toy", "state_dict": {}}, tmp_path / "lm.pt")
+    with pytest.raises(ValueError, match="not a classifier's model.pt"):
+        load_checkpoint(tmp_path / "lm.pt")
+
+
 def test_seeded_cpu_runs_repeat_exactly_and_seeds_differ():
     data = small("synth", 500)
     config = model_config("full", vocab=len(data.i2w), emb=16, heads=2, pool="select")

@@ -67,6 +67,8 @@ def test_draw_writes_a_png(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="count must be at least 1"):
         draw(tmp_path / "model.pt", tmp_path / "none.png", count=0)
+    with pytest.raises(ValueError, match="layer 5 does not exist"):
+        draw(tmp_path / "model.pt", tmp_path / "none.png", layer=5)
 
 
 @pytest.mark.parametrize("start_token", [False, True])

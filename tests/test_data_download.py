@@ -109,6 +109,11 @@ def test_offline_gives_a_clear_error_with_url_and_cache_path(cache):
     assert "path=" in str(error.value)
 
 
+def test_a_directory_given_as_the_data_file_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="it is a directory"):
+        fetch("http://127.0.0.1:9/unused", path=tmp_path)
+
+
 def test_http_error_is_a_download_error(server, cache):
     with pytest.raises(DownloadError, match="404"):
         fetch(server.serve("exists.bin", b"").replace("exists.bin", "missing.bin"))

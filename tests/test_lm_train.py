@@ -176,6 +176,10 @@ def test_resume_without_a_checkpoint_and_bad_settings_are_clear_errors(tmp_path)
         run(batch=0)
     with pytest.raises(ValueError, match="epsilon must be in"):
         run(epsilon=1.5)
+    with pytest.raises(ValueError, match="final_lr_fraction"):
+        run(final_lr_fraction=-1)                                  # a negative learning rate at the end
+    with pytest.raises(ValueError, match="weight_decay >= 0"):
+        run(weight_decay=-1)
     with pytest.raises(ValueError, match="longer than the context"):
         train_lm(CONFIG, STREAM[:5], STREAM[:100], settings(), quiet=True)
 
@@ -197,6 +201,10 @@ def test_the_lm_command_on_a_local_file_then_sample_from_it(tmp_path, capsys):
     assert capsys.readouterr().out.startswith("[the ]")
     assert main(["lm", "--data", str(text), "--resume"]) == 2
     assert "--resume needs --out" in capsys.readouterr().err
+    assert main(["lm", *flags, "--resume"]) == 2                  # the run is at its --steps: nothing to add
+    assert "already ended (step 3" in capsys.readouterr().err
+    assert main(["lm", *flags[:-1], str(text)]) == 2              # --out is a file: one line, no traceback
+    assert "error:" in capsys.readouterr().err
 
 
 def test_a_panel_with_a_floor_is_zoomed_to_the_end_of_the_run(tmp_path):

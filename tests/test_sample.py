@@ -127,6 +127,8 @@ def test_byte_samples_decode_as_utf8():
     assert decode([99, 97, 102, 195], list(byte_vocab[:255]) + ["x"]) == "caf\u00c3"  # not the byte vocabulary
     # the seed is 4 tokens (bytes), cut inside the é: not the first 4 characters of the decoded text
     assert with_seed_in_brackets(torch.tensor(encoded), 4, byte_vocab) == "[caf\ufffd]\ufffd ü"
+    byte_c2i = {c: i for i, c in enumerate(byte_vocab)}              # seed text for a byte model: its UTF-8 bytes
+    assert encode("café €", byte_c2i).tolist() == list("café €".encode())
 
 
 def test_seed_text_outside_the_vocabulary_is_a_clear_error():

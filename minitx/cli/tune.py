@@ -41,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
     if args.tokens and "batch" in names:
         raise ValueError("--tokens sets token-budget batches, so searching 'batch' changes nothing; "
                          "drop it from --search or leave --tokens at 0")
+    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():   # before the search, not after it
+        raise ValueError(f"--out {args.out} is a file: tune.json goes into a folder")
     data, config, settings = build(args)
     study = tune(config, data, settings, trials=args.trials, timeout=args.timeout,
                  space={name: SEARCH_SPACE[name] for name in names}, seed=args.seed)

@@ -51,8 +51,8 @@ def fetch(
     """
     if path is not None:
         path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"No data file at {path}")
+        if not path.is_file():
+            raise FileNotFoundError(f"No data file at {path}" + (" (it is a directory)" if path.is_dir() else ""))
         return path
 
     target = cache_dir() / (filename or url.rsplit("/", 1)[-1])
