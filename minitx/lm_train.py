@@ -74,6 +74,8 @@ class LMTrainSettings:
             raise ValueError(f"lr must be > 0 and warmup, clip, temperature, weight_decay >= 0: {self}")
         if not 0 <= self.final_lr_fraction <= 1:
             raise ValueError(f"final_lr_fraction (--final-lr) must be in [0, 1], got {self.final_lr_fraction}")
+        if self.sample_length < 0:
+            raise ValueError(f"sample_length (--sample-length) must be >= 0, got {self.sample_length}")
         if self.time_limit is not None and not self.time_limit > 0:
             raise ValueError(f"time_limit must be a positive number of minutes, got {self.time_limit}")
         check_epsilon(self.epsilon)

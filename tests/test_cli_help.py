@@ -28,3 +28,9 @@ def test_no_command_help_prints_a_default_twice_or_an_empty_one(command, capsys)
     text = " ".join(capsys.readouterr().out.split())       # argparse wraps lines: compare word sequences
     assert "(default: None)" not in text and "(default: False)" not in text
     assert not re.search(r"\(default:[^()]*\) \(default:", text)   # "(default: x) (default: y)"
+
+
+@pytest.mark.parametrize("command", ["classify", "lm"])
+def test_threads_below_one_is_a_clear_error(command, capsys):
+    assert main([command, "--threads", "0"]) == 2
+    assert "--threads must be at least 1, got 0" in capsys.readouterr().err

@@ -180,6 +180,8 @@ def test_resume_without_a_checkpoint_and_bad_settings_are_clear_errors(tmp_path)
         run(final_lr_fraction=-1)                                  # a negative learning rate at the end
     with pytest.raises(ValueError, match="weight_decay >= 0"):
         run(weight_decay=-1)
+    with pytest.raises(ValueError, match="sample_length"):
+        run(sample_length=-3)                                      # refused before training, not after
     with pytest.raises(ValueError, match="longer than the context"):
         train_lm(CONFIG, STREAM[:5], STREAM[:100], settings(), quiet=True)
 

@@ -8,8 +8,6 @@ events and ``model.pt`` (for ``python -m minitx.attention_map``).
 import argparse
 import json
 
-import torch
-
 from ..classify import (
     DATASETS,
     MODELS,
@@ -20,7 +18,7 @@ from ..classify import (
     train_classifier,
 )
 from ..tracking import RunLog
-from . import HelpFormatter
+from . import HelpFormatter, set_threads
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -80,8 +78,7 @@ def add_parser(subparsers) -> None:
 
 def build(args: argparse.Namespace):
     """``(dataset, model config, train settings)`` from parsed flags; also used by ``tune``."""
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     max_len = args.max_len or None
     data = load_dataset(args.data, path=args.path, final=args.final, vocab=args.vocab,
                         start_token=args.start_token, ntrain=args.ntrain, nval=args.nval)

@@ -8,11 +8,9 @@ Data-parallel: ``torchrun --standalone --nproc_per_node=N -m minitx lm ...``.
 
 import argparse
 
-import torch
-
 from ..config import LMConfig
 from ..lm_train import LMTrainSettings, load_lm_data, train_lm
-from . import HelpFormatter
+from . import HelpFormatter, set_threads
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -64,8 +62,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.resume and args.out is None:
         raise ValueError("--resume needs --out: the run folder that holds checkpoint.pt")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     (train, val), (i2c, _) = load_lm_data(args.data)
     config = LMConfig(vocab=len(i2c), emb=args.emb, heads=args.heads, depth=args.depth, context=args.context,
                       dropout=args.dropout, backend=args.backend)
