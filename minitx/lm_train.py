@@ -173,6 +173,9 @@ def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: L
     schedule = Schedule(settings.warmup, settings.steps,
                         None if settings.time_limit is None else settings.time_limit * 60, settings.final_lr_fraction)
     out = None if out is None else Path(out)
+    checkpoint_path = None if out is None else out / CHECKPOINT
+    if resume and (checkpoint_path is None or not checkpoint_path.is_file()):   # before the run folder is made
+        raise FileNotFoundError(f"--resume: no checkpoint at {checkpoint_path}; start without --resume")
     log = RunLog(out if is_main else None, {"model": config.to_dict(), "train": asdict(settings),
                                             "world_size": info.world_size})
     samples: list[list] = []
@@ -182,10 +185,7 @@ def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: L
     # saved and restored together, so a resumed run evaluates and samples as the uninterrupted one does
     generators = {"data": data_generator, "eval": eval_generator, "sample": sample_generator}
 
-    checkpoint_path = None if out is None else out / CHECKPOINT
     if resume:
-        if checkpoint_path is None or not checkpoint_path.is_file():
-            raise FileNotFoundError(f"--resume: no checkpoint at {checkpoint_path}; start without --resume")
         saved = load_checkpoint(checkpoint_path, map_location=device)
         check_config(saved["config"], config.to_dict(), checkpoint_path)
         model.load_state_dict(saved["model"])

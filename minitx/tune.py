@@ -57,6 +57,9 @@ def tune(config: ClassifierConfig, data: Dataset, settings: TrainSettings, *, tr
     if "emb" in space and config.attention == "full":  # heads must divide the embedding
         kind, choices = space["emb"]
         space = {**space, "emb": (kind, tuple(e for e in choices if e % config.heads == 0))}
+        if not space["emb"][1]:
+            raise ValueError(f"no embedding size in {list(choices)} is divisible by heads={config.heads}: "
+                             "choose other --heads or leave 'emb' out of --search")
     if unknown:
         raise ValueError(f"cannot search {sorted(unknown)}: only 'emb' and TrainSettings fields can be tuned")
 

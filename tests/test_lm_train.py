@@ -171,7 +171,8 @@ def test_a_warmup_as_long_as_the_run_warns():
 
 def test_resume_without_a_checkpoint_and_bad_settings_are_clear_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
-        run(out=tmp_path, resume=True)
+        run(out=tmp_path / "missing", resume=True)
+    assert not (tmp_path / "missing").exists()                     # refused before the run folder is made
     with pytest.raises(ValueError, match="batch must be positive"):
         run(batch=0)
     with pytest.raises(ValueError, match="epsilon must be in"):
