@@ -76,7 +76,8 @@ def fetch(
         except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
             raise DownloadError(
                 f"Could not download {url} ({e}). If this machine is offline, fetch "
-                f"the file elsewhere and copy it to {target}, or pass path= to the loader.") from e
+                f"the file elsewhere and copy it to {target}, or give its local path (path= in Python; "
+                "--path, or --data FILE for lm, on the command line).") from e
         problem = _mismatch(partial, size, sha256)
         if problem:
             raise CorruptFileError(f"The download of {url} {problem}; nothing was cached.")
