@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import runtime
-from .config import ClassifierConfig
+from .config import ClassifierConfig, check_non_negative, check_positive
 from .data import fixed_batches, load_imdb, load_imdb_synth, load_xor, pad_batch, token_budget_batches
 from .nn import Classifier
 from .tracking import RunLog, write_atomically
@@ -125,10 +125,8 @@ class TrainSettings:
     progress: bool = True
 
     def validate(self) -> None:
-        if self.epochs < 1 or self.batch < 1 or self.tokens < 0 or self.log_every < 1:
-            raise ValueError(f"epochs, batch and log_every must be positive and tokens >= 0: {self}")
-        if self.lr <= 0 or self.clip < 0 or self.weight_decay < 0 or self.warmup < 0:
-            raise ValueError(f"lr must be positive and clip, weight_decay, warmup non-negative: {self}")
+        check_positive(self, "epochs", "batch", "log_every", "lr")
+        check_non_negative(self, "tokens", "clip", "weight_decay", "warmup")
         if self.max_len is not None and self.max_len < 1:
             raise ValueError(f"max_len must be positive (or None for no cut), got {self.max_len}")
 

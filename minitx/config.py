@@ -14,6 +14,21 @@ Norm = Literal["post", "pre"]
 Backend = Literal["scratch", "sdpa"]
 
 
+def check_positive(settings: object, *names: str) -> None:
+    """A clear error naming the first field in ``names`` of ``settings`` that is not > 0 (the command-line flags
+    carry the same names, with - for _)."""
+    for name in names:
+        if not getattr(settings, name) > 0:              # `not >` also catches NaN
+            raise ValueError(f"{name} must be positive, got {getattr(settings, name)}")
+
+
+def check_non_negative(settings: object, *names: str) -> None:
+    """As `check_positive`, for fields that may be 0."""
+    for name in names:
+        if not getattr(settings, name) >= 0:
+            raise ValueError(f"{name} must be >= 0, got {getattr(settings, name)}")
+
+
 def _check_choice(name: str, value: Any, choices: tuple) -> None:
     if value not in choices:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")
@@ -58,8 +73,8 @@ class ClassifierConfig:
         _check_choice("pool", self.pool, ("mean", "max", "select"))
         _check_choice("norm", self.norm, ("post", "pre"))
         _check_choice("backend", self.backend, ("scratch", "sdpa"))
-        if self.vocab < 1 or self.classes < 1 or self.emb < 1 or self.max_len < 1 or self.depth < 0:
-            raise ValueError(f"sizes must be positive: {self}")
+        check_positive(self, "vocab", "classes", "emb", "max_len")
+        check_non_negative(self, "depth")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.attention == "full":
@@ -96,8 +111,7 @@ class LMConfig:
     def validate(self) -> None:
         _check_choice("norm", self.norm, ("post", "pre"))
         _check_choice("backend", self.backend, ("scratch", "sdpa"))
-        if self.vocab < 1 or self.emb < 1 or self.depth < 1 or self.context < 1:
-            raise ValueError(f"sizes must be positive: {self}")
+        check_positive(self, "vocab", "emb", "depth", "context")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         check_heads(self.emb, self.heads)

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from . import distributed
 from .checkpoint import check_config, load_checkpoint, random_state, restore_random_state, save_checkpoint
-from .config import LMConfig
+from .config import LMConfig, check_non_negative, check_positive
 from .data import lm_batch, load_toy, load_wp, random_slices
 from .evaluate import check_context, estimate_bits, exact_bits
 from .nn import LM
@@ -66,16 +66,11 @@ class LMTrainSettings:
     device: str | None = None
 
     def validate(self) -> None:
-        for name in ("batch", "steps", "accumulate", "log_every", "eval_every", "eval_batches", "sample_every",
-                     "seed_length", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if not self.lr > 0 or self.warmup < 0 or self.clip < 0 or self.temperature < 0 or self.weight_decay < 0:
-            raise ValueError(f"lr must be > 0 and warmup, clip, temperature, weight_decay >= 0: {self}")
+        check_positive(self, "batch", "steps", "accumulate", "log_every", "eval_every", "eval_batches",
+                       "sample_every", "seed_length", "checkpoint_every", "lr")
+        check_non_negative(self, "warmup", "clip", "temperature", "weight_decay", "sample_length")
         if not 0 <= self.final_lr_fraction <= 1:
             raise ValueError(f"final_lr_fraction (--final-lr) must be in [0, 1], got {self.final_lr_fraction}")
-        if self.sample_length < 0:
-            raise ValueError(f"sample_length (--sample-length) must be >= 0, got {self.sample_length}")
         if self.time_limit is not None and not self.time_limit > 0:
             raise ValueError(f"time_limit must be a positive number of minutes, got {self.time_limit}")
         check_epsilon(self.epsilon)

@@ -179,7 +179,7 @@ def test_resume_without_a_checkpoint_and_bad_settings_are_clear_errors(tmp_path)
         run(epsilon=1.5)
     with pytest.raises(ValueError, match="final_lr_fraction"):
         run(final_lr_fraction=-1)                                  # a negative learning rate at the end
-    with pytest.raises(ValueError, match="weight_decay >= 0"):
+    with pytest.raises(ValueError, match="weight_decay must be >= 0, got -1"):
         run(weight_decay=-1)
     with pytest.raises(ValueError, match="sample_length"):
         run(sample_length=-3)                                      # refused before training, not after

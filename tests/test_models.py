@@ -178,6 +178,8 @@ def test_bad_token_inputs_raise_clear_errors(tokens, error):
         (dict(pool="median"), "pool must be one of"),
         (dict(blocks=True), "needs attention='full'"),
         (dict(dropout=1.0), "dropout"),
+        (dict(emb=0), "emb must be positive, got 0"),               # the field by name, not the whole config
+        (dict(depth=-1), "depth must be >= 0, got -1"),
         (dict(attention="full", depth=0), "needs depth >= 1"),     # no layer: its state_dict could not say so
         (dict(attention="simple", depth=0), "needs depth >= 1"),
     ],
