@@ -116,18 +116,16 @@ def _text(path: Path) -> str | None:
     return path.read_text().strip() if path.exists() else None
 
 
-def _mfu(rows: list[dict], compiled: bool) -> float:
-    """The target's MFU (sdpa on XL) of the eager or compiled row."""
+def _target_mfus(rows: list[dict]) -> dict[bool, float]:
+    """The target's MFU (sdpa on XL) by compiled (False: eager), for the rows that have one."""
     workload, contender, _ = MFU_TARGET
-    return next((row["mfu"] for row in rows
-                 if (row["workload"], row["contender"], row["compiled"]) == (workload, contender, compiled)
-                 and "mfu" in row), math.nan)
+    return {row["compiled"]: row["mfu"] for row in rows
+            if row["workload"] == workload and row["contender"] == contender and "mfu" in row}
 
 
 def mfu_target_line(rows: list[dict]) -> str:
     workload, contender, goal = MFU_TARGET
-    measured = {row["compiled"]: row["mfu"] for row in rows
-                if row["workload"] == workload and row["contender"] == contender and "mfu" in row}
+    measured = _target_mfus(rows)
     if not measured:
         return f"MFU target ({contender} + bf16 on {workload} >= {goal:.0%}): not measured."
     parts = [f"{'compiled' if compiled else 'eager'} {mfu:.1%}" for compiled, mfu in sorted(measured.items())]
@@ -193,6 +191,7 @@ high; the trainer now reads it after the wait (session 5), not re-measured.
 """
     profile = _text(results / "profile_xl_sdpa.txt")
     if profile:
+        mfus = _target_mfus(rows)
         section += f"""
 ### Where an eager XL step spends its GPU time (sdpa path)
 
@@ -208,8 +207,8 @@ matrix products (`mm`, `addmm`) take 10.8 ms (31%) and the fused flash attention
 (16%); layer norm forward and backward take 6.7 ms (20%), autocast's float32-to-bf16 copies 3.0 ms (9%), the
 bias-gradient sums 2.5 ms (7%), and ReLU backward, residual adds and AdamW most of the rest. At emb 512 the
 products are small (32,768 x 512 x 512 per projection), so about half the step is memory-bound element-wise work.
-`torch.compile` fuses that work into fewer kernels and lifts the sdpa path from {_mfu(rows, False):.1%} to
-{_mfu(rows, True):.1%} MFU: short of the 40% aimed for, held back by that element-wise work. Wider models
+`torch.compile` fuses that work into fewer kernels and lifts the sdpa path from {mfus.get(False, math.nan):.1%}
+to {mfus.get(True, math.nan):.1%} MFU: short of the 40% aimed for, held back by that element-wise work. Wider models
 raise the products' share (their cost grows as emb², the element-wise work as emb). The scratch path is slower
 on a GPU (0.28x sdpa eager on XL): it runs 16 query blocks per layer as separate small products with a float32
 softmax between them, and recomputes them in the backward pass. It is the readable reference; on a GPU use

@@ -162,7 +162,6 @@ def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: L
            floor: float | None, quiet: bool) -> TrainResult:
     device, is_main = info.device, info.is_main
     seed_everything(settings.seed)
-    data_generator = distributed.rank_generator(settings.seed, info)
     model = LM(config, generator=torch.Generator().manual_seed(settings.seed)).to(device)
     optimizer = make_optimizer(dict(model.named_parameters()), settings.lr, settings.weight_decay)
     schedule = Schedule(settings.warmup, settings.steps,
@@ -178,7 +177,8 @@ def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: L
     eval_generator = torch.Generator().manual_seed(settings.seed + 1)   # separate streams: evaluating or sampling
     sample_generator = torch.Generator().manual_seed(settings.seed + 2)  # never shifts the training batches
     # saved and restored together, so a resumed run evaluates and samples as the uninterrupted one does
-    generators = {"data": data_generator, "eval": eval_generator, "sample": sample_generator}
+    generators = {"data": distributed.rank_generator(settings.seed, info), "eval": eval_generator,
+                  "sample": sample_generator}
 
     if resume:
         saved = load_checkpoint(checkpoint_path, map_location=device)
@@ -191,7 +191,7 @@ def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: L
                              "--time-limit to train it further")
         restore_random_state(saved["random"], generators)
         if not is_main:  # the checkpoint holds rank 0's data stream: other ranks draw fresh, distinct batches
-            data_generator = generators["data"] = distributed.rank_generator(settings.seed + step, info)
+            generators["data"] = distributed.rank_generator(settings.seed + step, info)
         _restore_series(log, saved["series"])
 
     compiled = maybe_compile(model, settings.compile)       # evaluation runs this one: no DDP collectives
@@ -238,7 +238,7 @@ def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: L
         for group in optimizer.param_groups:
             group["lr"] = lr
         for micro in range(settings.accumulate):
-            inputs, targets = lm_batch(train, settings.batch, config.context, data_generator)   # (b, t) each
+            inputs, targets = lm_batch(train, settings.batch, config.context, generators["data"])   # (b, t) each
             inputs, targets = to_device(inputs, device), to_device(targets, device)
             # forward and backward inside: under DDP gradients are all-reduced on the last micro-step only
             with distributed.sync_context(runner, last_micro_step=micro == settings.accumulate - 1):

@@ -96,8 +96,7 @@ def sample(model: LM, seed: torch.Tensor, length: int, *, temperature: float = 1
 
     ``use_cache=False`` re-runs the forward pass over the last ``context`` tokens for every new token, its
     final block for the last position only (the reference the cached path must match, and the baseline of
-    ``bench/sampling.py``). ``temperature``,
-    ``top_k`` and ``epsilon`` are those of `pick_next`.
+    ``bench/sampling.py``). ``temperature``, ``top_k`` and ``epsilon`` are those of `pick_next`.
     """
     if length < 0:
         raise ValueError(f"length must be >= 0, got {length}")
