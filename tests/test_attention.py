@@ -1,6 +1,7 @@
 """The attention core and every variant built on it, against loops, einsum and PyTorch's own attention."""
 
 import math
+import warnings
 from unittest.mock import patch
 
 import pytest
@@ -279,6 +280,26 @@ def test_attention_under_cpu_bf16_autocast_is_close_to_float32_both_ways(backend
     for low_grad, full_grad in zip(low_grads, full_grads, strict=True):
         assert low_grad.dtype == torch.float32
         torch.testing.assert_close(low_grad, full_grad, atol=6e-2, rtol=6e-2)
+
+
+@pytest.mark.parametrize("per_device_queries", [True, False], ids=["torch>=2.4", "torch<2.4"])
+def test_scratch_kernel_reads_the_autocast_state_with_either_api(per_device_queries, monkeypatch):
+    """Before PyTorch 2.4 autocast had one query for CPU and one for CUDA; both ways give the same state."""
+    if per_device_queries and not hasattr(torch, "get_autocast_dtype"):
+        pytest.skip("this PyTorch predates the per-device autocast queries")
+
+    def state() -> tuple[bool, torch.dtype]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)          # the pre-2.4 queries are deprecated
+            if not per_device_queries:
+                monkeypatch.delattr(torch, "get_autocast_dtype", raising=False)
+            read = scratch_kernel._autocast_state("cpu")
+            monkeypatch.undo()                                      # autocast itself needs it back
+            return read
+
+    assert state()[0] is False
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert state() == (True, torch.bfloat16)
 
 
 def test_gradcheck_attention_core_in_float64():

@@ -1,5 +1,6 @@
 """Smoke tests of the benchmark scripts: each entry point runs at tiny sizes and gives well-formed rows."""
 
+import importlib.util
 import json
 import math
 
@@ -9,6 +10,8 @@ import torch
 from bench import common, context, gpu, profile_step, run_all, sampling, throughput
 
 TINY_ARGS = ["--tiny", "--threads", "1"]
+# PyTorch's private memory tracker (not in 2.2, say): without it CPU peak memory is NaN, printed "n/a"
+HAS_MEM_TRACKER = importlib.util.find_spec("torch.distributed._tools.mem_tracker") is not None
 
 
 @pytest.fixture(scope="module")
@@ -42,10 +45,12 @@ def test_throughput_rows_are_well_formed(saved):
         assert 0 < row["tokens_per_s_min"] <= row["tokens_per_s_median"] <= row["tokens_per_s_max"]
         assert row["vs_torch"] > 0 and (row["contender"] != "torch" or row["vs_torch"] == 1.0)
         assert row["max_abs_diff"] < 1e-5
-        assert row["peak_mib"] > 0
-    assert json.loads((results / "throughput.json").read_text()) == rows
+        assert row["peak_mib"] > 0 if HAS_MEM_TRACKER else math.isnan(row["peak_mib"])
+    saved_rows = json.loads((results / "throughput.json").read_text())
+    assert json.dumps(saved_rows) == json.dumps(rows)          # as text: a NaN peak is not equal to itself
 
 
+@pytest.mark.skipif(not HAS_MEM_TRACKER, reason="needs torch.distributed._tools.mem_tracker")
 def test_peak_memory_holds_the_parameters_and_grows_with_the_scores():
     def peak(length: int) -> tuple[float, float]:
         workload = common.tiny(common.WORKLOADS["B"]).scaled(length=length)
@@ -110,7 +115,7 @@ def test_run_all_renders_the_page_from_saved_rows(saved, tmp_path):
     scratch_b = _scratch_b(rows)
     met = "yes" if scratch_b["vs_torch"] >= 0.8 else "**no**"
     assert f"| scratch throughput on B >= 0.8x nn.TransformerEncoder | {scratch_b['vs_torch']:.2f}x | {met} |" in page
-    assert not math.isnan(scratch_b["peak_mib"])
+    assert math.isnan(scratch_b["peak_mib"]) is not HAS_MEM_TRACKER
 
 
 def test_run_all_without_saved_rows_is_a_clear_error(tmp_path):

@@ -55,6 +55,16 @@ def _scores(q: torch.Tensor, k: torch.Tensor, bias: torch.Tensor | None, lead: t
     return torch.baddbmm(bias, q, k.transpose(1, 2), alpha=scale)
 
 
+def _autocast_state(device: str) -> tuple[bool, torch.dtype]:
+    """Whether autocast is on for this device type, and its dtype. PyTorch 2.4 takes the device type; before
+    it there was one query for CPU and one for CUDA."""
+    if hasattr(torch, "get_autocast_dtype"):                                    # PyTorch >= 2.4
+        return torch.is_autocast_enabled(device), torch.get_autocast_dtype(device)
+    if device == "cpu":
+        return torch.is_autocast_cpu_enabled(), torch.get_autocast_cpu_dtype()
+    return torch.is_autocast_enabled(), torch.get_autocast_gpu_dtype()
+
+
 class ScratchAttention(torch.autograd.Function):
     """softmax(bias + scale · q kᵀ) v for q (B, tq, s), k (B, tk, s), v (B, tk, sv), where B folds the leading
     dimensions ``lead`` and bias is None or broadcastable to lead + (tq, tk), with a finite entry in every row
@@ -74,13 +84,13 @@ class ScratchAttention(torch.autograd.Function):
         # custom_bwd do for one device type): under CPU autocast the bf16 output would otherwise meet the
         # float32 inputs in the backward's products.
         device = q.device.type
-        ctx.autocast = torch.is_autocast_enabled(device), device, torch.get_autocast_dtype(device)
+        ctx.autocast = (*_autocast_state(device), device)
         return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
-        enabled, device, dtype = ctx.autocast
+        enabled, dtype, device = ctx.autocast
         with torch.autocast(device, dtype=dtype) if enabled else contextlib.nullcontext():
             return ScratchAttention._backward(ctx, grad_out)
 
