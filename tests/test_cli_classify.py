@@ -53,6 +53,21 @@ def test_bad_flag_exits_non_zero(argv, capsys):
     assert "error" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", ["classify", "tune"])
+@pytest.mark.parametrize(("argv", "named"), [
+    (["--data", "xor", "--vocab", "100"], "--vocab"),
+    (["--data", "synth", "--vocab", "5", "--path", "reviews.pkl.gz"], "--path, --vocab"),
+    (["--data", "imdb", "--ntrain", "1000"], "--ntrain"),
+])
+def test_flags_the_data_set_ignores_are_errors(command, argv, named, capsys):
+    """Before any data loads: `--vocab` on XOR used to train on the full vocabulary without a word."""
+    assert main([command, *argv]) == 2
+    assert f"{named} " in capsys.readouterr().err
+    if command == "classify":           # (tune refuses --final with any data: it would tune on the test set)
+        assert main([command, "--data", "xor", "--final"]) == 2
+        assert "--final has no effect" in capsys.readouterr().err
+
+
 def test_bad_value_is_a_clear_error(capsys):
     assert main(["classify", *QUICK, "--model", "full", "--emb", "10", "--heads", "4"]) == 2
     assert "divisible by heads" in capsys.readouterr().err

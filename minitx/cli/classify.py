@@ -30,8 +30,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                         help="IMDb: train on all 25k training reviews and report the test set instead of "
                              "a 5000-review validation split")
     parser.add_argument("--vocab", type=int, default=None, help="IMDb: keep only the N most frequent words")
-    parser.add_argument("--ntrain", type=int, default=25_000, help="synth/xor: training instances")
-    parser.add_argument("--nval", type=int, default=25_000, help="synth/xor: validation instances")
+    parser.add_argument("--ntrain", type=int, default=None, help="synth/xor: training instances (default 25000)")
+    parser.add_argument("--nval", type=int, default=None, help="synth/xor: validation instances (default 25000)")
     parser.add_argument("--start-token", action="store_true",
                         help="put .start in front of every sequence (a summary position for --pool select)")
     parser.add_argument("--model", choices=tuple(MODELS), default="baseline",
@@ -76,12 +76,27 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _check_data_flags(args: argparse.Namespace) -> None:
+    """A flag that the chosen data set ignores is an error, not a silent no-op (``--vocab`` on XOR, say)."""
+    if args.data == "imdb":
+        ignored = {"--ntrain": args.ntrain, "--nval": args.nval}
+    else:
+        ignored = {"--path": args.path, "--final": args.final or None, "--vocab": args.vocab}
+    given = [flag for flag, value in ignored.items() if value is not None]
+    if given:
+        raise ValueError(f"{', '.join(given)} {'has' if len(given) == 1 else 'have'} no effect with "
+                         f"--data {args.data}; {'they are' if len(given) > 1 else 'it is'} for "
+                         f"{'synth/xor' if args.data == 'imdb' else 'imdb'} only")
+
+
 def build(args: argparse.Namespace):
     """``(dataset, model config, train settings)`` from parsed flags; also used by ``tune``."""
+    _check_data_flags(args)
     set_threads(args.threads)
     max_len = args.max_len or None
+    sizes = {name: value for name, value in (("ntrain", args.ntrain), ("nval", args.nval)) if value is not None}
     data = load_dataset(args.data, path=args.path, final=args.final, vocab=args.vocab,
-                        start_token=args.start_token, ntrain=args.ntrain, nval=args.nval)
+                        start_token=args.start_token, **sizes)
     config = model_config(args.model, vocab=len(data.i2w), classes=data.classes, emb=args.emb, pool=args.pool,
                           positions=args.pos, depth=args.depth, heads=args.heads, dropout=args.dropout,
                           max_len=min(max_len or data.longest, data.longest), norm=args.norm,
