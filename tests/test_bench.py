@@ -168,3 +168,14 @@ def test_sampling_rows_check_identical_output_and_report_the_overhead_share():
     assert row["identical_greedy_output"] and row["new_characters"] == 4
     assert row["speedup_min"] <= row["speedup_median"]
     assert row["cache_emb8_s"]["min"] > 0 and 0 < row["overhead_share_median"] < 10
+    assert row["rerun_whole_s"]["min"] > 0 and row["speedup_whole_min"] <= row["speedup_whole_median"]
+
+
+def test_whole_forward_rerun_is_the_greedy_sampler_inside_and_past_the_context():
+    from minitx import LMConfig
+    from minitx.nn import LM
+    from minitx.sample import sample
+    model = LM(LMConfig(vocab=11, emb=8, heads=2, depth=2, context=6), torch.Generator().manual_seed(3)).eval()
+    seed = torch.randint(0, 11, (2, 3), generator=torch.Generator().manual_seed(4))
+    whole = sampling.rerun_whole_forward(model, seed, 9)                   # slides past the context of 6
+    assert whole.shape == (2, 12) and torch.equal(whole, sample(model, seed, 9, temperature=0, use_cache=False))
