@@ -128,6 +128,20 @@ def test_a_mask_that_is_not_bool_is_a_clear_error(dtype):
         mf.attend(q, q, q, mask=torch.ones(3, 3, dtype=dtype))
 
 
+@pytest.mark.parametrize("backend", ["scratch", "sdpa"])
+@pytest.mark.parametrize(("q_shape", "k_shape", "mask_shape"), [
+    ((2, 2, 3, 4), (2, 2, 5, 4), (2, 1, 1, 6)),     # one key too many: scratch read the first 5 columns
+    ((2, 2, 3, 4), (2, 2, 5, 4), (3, 2, 3, 5)),     # a batch the scores do not have
+    ((2, 2, 3, 4), (2, 2, 5, 4), (1, 2, 2, 3, 5)),  # a leading dimension more: it would grow the output
+    ((3, 2, 3, 4), (2, 3, 5, 4), None),             # same number of rows, other batch shape: paired wrongly
+])
+def test_shapes_that_do_not_fit_are_clear_errors(backend, q_shape, k_shape, mask_shape):
+    q, k = torch.randn(q_shape), torch.randn(k_shape)
+    mask = None if mask_shape is None else torch.ones(mask_shape, dtype=torch.bool)
+    with pytest.raises(ValueError, match="does not broadcast|shapes do not fit"):
+        mf.attend(q, k, k, mask=mask, backend=backend)
+
+
 def test_causal_needs_enough_keys():
     with pytest.raises(ValueError, match="at least as many keys"):
         mf.causal_visibility(4, 3)
@@ -192,6 +206,25 @@ def test_self_attention_matches_torch_multihead_attention(case, causal):
     out = mf.self_attention(params, x, heads, mask=mask, causal=causal)
     rows = key_visibility(mask, b, t, causal).any(-1)  # PyTorch gives NaN for rows that see nothing
     torch.testing.assert_close(out[rows], expected[rows])
+
+
+@pytest.mark.parametrize("backend", ["scratch", "sdpa"])
+def test_bias_free_projections_match_torch_multihead_attention_without_bias(backend):
+    """Weights copied from nn.MultiheadAttention(bias=False): projections with no 'bias' entry at all."""
+    g = torch.Generator().manual_seed(0)
+    e, heads = 6, 2
+    reference = torch.nn.MultiheadAttention(e, heads, bias=False, batch_first=True)
+    q, k, v = reference.in_proj_weight.detach().chunk(3)
+    params = {"q": {"weight": q}, "k": {"weight": k}, "v": {"weight": v},
+              "o": {"weight": reference.out_proj.weight.detach()}}
+    x = torch.randn(2, 5, e, generator=g)
+    expected, _ = reference(x, x, x, need_weights=False)
+    torch.testing.assert_close(mf.self_attention(params, x, heads, backend=backend), expected)
+    stacked = mf.with_stacked_qkv(params)                      # the sampler's copy: still no bias
+    assert "bias" not in stacked["qkv"]
+    torch.testing.assert_close(mf.self_attention(stacked, x, heads, backend=backend), expected)
+    params["k"]["bias"] = torch.ones(e)                        # one bias among three: zeros for the others
+    assert torch.equal(mf.stack_qkv(params)["bias"], torch.cat([torch.zeros(e), torch.ones(e), torch.zeros(e)]))
 
 
 @given(sequence_case(), st.booleans())
@@ -290,7 +323,7 @@ def test_scratch_kernel_reads_the_autocast_state_with_either_api(per_device_quer
 
     def state() -> tuple[bool, torch.dtype]:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)          # the pre-2.4 queries are deprecated
+            warnings.simplefilter("ignore", DeprecationWarning)     # the pre-2.4 queries are deprecated
             if not per_device_queries:
                 monkeypatch.delattr(torch, "get_autocast_dtype", raising=False)
             read = scratch_kernel._autocast_state("cpu")
@@ -300,6 +333,20 @@ def test_scratch_kernel_reads_the_autocast_state_with_either_api(per_device_quer
     assert state()[0] is False
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert state() == (True, torch.bfloat16)
+
+
+@pytest.mark.parametrize("readout", ["linear", "square"])
+def test_scratch_kernel_refuses_second_derivatives(readout):
+    """A gradient penalty needs the gradient's own graph. With a linear readout the incoming gradient carries
+    no graph, so `once_differentiable` let the penalty's second-order terms drop without a word."""
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(1, 1, 3, 2, generator=g, dtype=f64, requires_grad=True) for _ in range(3))
+    w = torch.randn(1, 1, 3, 2, generator=g, dtype=f64)
+    out = mf.attend(q, k, v, backend="scratch")
+    readout_value = (out * w).sum() if readout == "linear" else out.square().sum()
+    with pytest.raises(RuntimeError, match="no second derivative"):
+        torch.autograd.grad(readout_value, q, create_graph=True)
+    assert torch.autograd.grad(mf.attend(q, k, v, backend="scratch").sum(), q)[0].shape == q.shape   # first order
 
 
 def test_gradcheck_attention_core_in_float64():

@@ -67,6 +67,20 @@ def causal_visibility(queries: int, keys: int, device: torch.device | None = Non
     return torch.ones(queries, keys, dtype=torch.bool, device=device).tril(keys - queries)
 
 
+def _check_attention_mask(mask: torch.Tensor, scores_shape: tuple[int, ...]) -> None:
+    """A bool mask that broadcasts to the scores' shape (..., tq, tk) without growing it."""
+    if mask.dtype != torch.bool:
+        raise TypeError(f"mask must be a bool tensor (True = the query may see the key), got {mask.dtype}; "
+                        "an additive float mask is not accepted")
+    try:
+        fits = torch.broadcast_shapes(mask.shape, scores_shape) == scores_shape
+    except RuntimeError:
+        fits = False
+    if not fits:
+        raise ValueError(f"mask of shape {tuple(mask.shape)} does not broadcast to the attention scores' shape "
+                         f"{scores_shape} (..., queries, keys)")
+
+
 def _scale_factor(scale: bool | float, head_size: int) -> float:
     if scale is True:
         return 1.0 / math.sqrt(head_size)
@@ -95,15 +109,15 @@ def attend(
     A query that may see no key at all returns a zero vector rather than the NaN a softmax over nothing gives.
     ``backend='sdpa'`` computes the same with PyTorch's fused `scaled_dot_product_attention`.
     """
-    if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
+    if (q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]
+            or not q.shape[:-2] == k.shape[:-2] == v.shape[:-2]):   # the batch dimensions pair q with k and v
         raise ValueError(f"attend shapes do not fit: q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}")
-    if mask is not None and mask.dtype != torch.bool:
-        raise TypeError(f"mask must be a bool tensor (True = the query may see the key), got {mask.dtype}; "
-                        "an additive float mask is not accepted")
     factor = _scale_factor(scale, q.shape[-1])
     tq, tk = q.shape[-2], k.shape[-2]
-    if mask is not None and mask.dim() < 2:     # (tk,) or a scalar: the code below needs (.., tq or 1, tk)
-        mask = mask.reshape((1,) * (2 - mask.dim()) + tuple(mask.shape))
+    if mask is not None:
+        _check_attention_mask(mask, (*q.shape[:-1], tk))
+        if mask.dim() < 2:                      # (tk,) or a scalar: the code below needs (.., tq or 1, tk)
+            mask = mask.reshape((1,) * (2 - mask.dim()) + tuple(mask.shape))
 
     visible = mask
     if causal and tq > 1:   # one query is the last position: it sees every key (the common step of decoding)
@@ -194,9 +208,14 @@ def init_self_attention(
 
 
 def stack_qkv(params: Params) -> Params:
-    """The q, k, v projections of an attention dict as one linear layer: weight (3e, e), bias (3e,)."""
-    return {"weight": torch.cat([params[name]["weight"] for name in "qkv"]),
-            "bias": torch.cat([params[name]["bias"] for name in "qkv"])}
+    """The q, k, v projections of an attention dict as one linear layer: weight (3e, e), bias (3e,), or no
+    bias when none of the three has one (weights copied from ``nn.MultiheadAttention(bias=False)``, say)."""
+    projections = [params[name] for name in "qkv"]
+    stacked = {"weight": torch.cat([p["weight"] for p in projections])}
+    if any("bias" in p for p in projections):          # one without a bias adds zeros
+        stacked["bias"] = torch.cat([p["bias"] if "bias" in p else p["weight"].new_zeros(p["weight"].shape[0])
+                                     for p in projections])
+    return stacked
 
 
 def with_stacked_qkv(params: Params) -> Params:
@@ -224,7 +243,7 @@ def project_qkv(params: Params, x: torch.Tensor, heads: int) -> tuple[torch.Tens
     """
     stacked = params["qkv"] if "qkv" in params else stack_qkv(params)
     b, t, e = x.shape
-    qkv = F.linear(x, stacked["weight"], stacked["bias"])                          # (b, t, 3e)
+    qkv = linear(stacked, x)                                                       # (b, t, 3e)
     return qkv.view(b, t, 3, heads, e // heads).permute(2, 0, 3, 1, 4).unbind(0)   # views into it
 
 

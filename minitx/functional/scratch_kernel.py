@@ -88,8 +88,12 @@ class ScratchAttention(torch.autograd.Function):
         return out
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
+        # Grad mode is on here only under create_graph=True (a gradient penalty, a Hessian-vector product). The
+        # backward below is not differentiable itself: refuse, rather than drop the second-order terms silently.
+        if torch.is_grad_enabled():
+            raise RuntimeError("the scratch attention kernel has no second derivative (backward with "
+                               "create_graph=True); its backward is written out by hand and is not differentiable")
         enabled, dtype, device = ctx.autocast
         with torch.autocast(device, dtype=dtype) if enabled else contextlib.nullcontext():
             return ScratchAttention._backward(ctx, grad_out)
