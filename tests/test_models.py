@@ -157,12 +157,22 @@ def test_too_long_sequence_names_both_lengths():
         mf.lm(params, torch.zeros(1, 3, dtype=torch.long), config, cache=cache)
 
 
+def test_a_cache_refuses_a_batch_of_another_size():
+    """A batch-1 step on a batch-3 cache was broadcast into all three rows: batch-3 logits for one sequence."""
+    config, params = small_lm(backend="sdpa")
+    cache = mf.init_cache(config)
+    mf.lm(params, torch.zeros(3, 4, dtype=torch.long), config, cache=cache)
+    with pytest.raises(ValueError, match="start a new cache"):
+        mf.lm(params, torch.zeros(1, 1, dtype=torch.long), config, cache=cache)
+
+
 @pytest.mark.parametrize(
     "tokens, error",
     [
         (torch.zeros(2, 3), "integer tensor"),
         (torch.zeros(3, dtype=torch.long), "shape \\(batch, time\\)"),
         (torch.zeros(0, 3, dtype=torch.long), "empty batch"),
+        (torch.zeros(2, 0, dtype=torch.long), "empty sequences"),     # scratch attention crashed in a reshape
     ],
 )
 def test_bad_token_inputs_raise_clear_errors(tokens, error):

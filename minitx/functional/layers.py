@@ -141,6 +141,8 @@ def _check_sequence(x: torch.Tensor, name: str) -> None:
         raise ValueError(f"{name} must have shape (batch, time, emb), got {tuple(x.shape)}")
     if x.shape[0] == 0:
         raise ValueError(f"{name} is an empty batch (batch size 0)")
+    if x.shape[1] == 0:
+        raise ValueError(f"{name} holds empty sequences (time 0)")
 
 
 def _check_mask(mask: torch.Tensor, x: torch.Tensor) -> None:

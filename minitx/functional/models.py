@@ -31,6 +31,8 @@ def _check_tokens(tokens: torch.Tensor) -> None:
         raise ValueError(f"tokens must have shape (batch, time), got {tuple(tokens.shape)}")
     if tokens.shape[0] == 0:
         raise ValueError("tokens is an empty batch (batch size 0)")
+    if tokens.shape[1] == 0:
+        raise ValueError("tokens are empty sequences (time 0): give at least one token")
     if tokens.is_floating_point() or tokens.dtype == torch.bool:
         raise TypeError(f"tokens must be an integer tensor (torch.long), got {tokens.dtype}")
 
