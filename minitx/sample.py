@@ -72,7 +72,9 @@ def pick_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None 
     check_epsilon(epsilon)
     if temperature == 0:
         return logits.argmax(dim=-1)
-    logits = logits.float() / temperature
+    logits = logits.float()
+    # shifted so each row's largest logit is 0: the same softmax, and a tiny temperature cannot overflow to inf
+    logits = (logits - logits.amax(dim=-1, keepdim=True)) / temperature
     if top_k is not None:
         if top_k < 1:
             raise ValueError(f"top_k must be positive, got {top_k}")

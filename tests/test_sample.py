@@ -86,6 +86,14 @@ def test_temperature_and_top_k():
         pick_next(logits, temperature=-1)
 
 
+@pytest.mark.parametrize("temperature", [1e-3, 1e-30, 1e-38, 1e-45])
+def test_a_tiny_temperature_tends_to_the_argmax(temperature):
+    """logits / 1e-38 overflowed to inf (and all-negative rows to -inf everywhere): NaN probabilities."""
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.tensor([[0.0, 3.0, 1.0, 2.0], [-7.0, -9.0, -5.5, -6.0]])
+    assert pick_next(logits, temperature, generator=generator).tolist() == [1, 2]
+
+
 def test_top_k_keeps_exactly_k_tokens_when_logits_tie():
     logits = torch.tensor([[1.0, 1.0, 0.0, 1.0]])                                  # three tokens tie for first
     generator = torch.Generator().manual_seed(0)
