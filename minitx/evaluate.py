@@ -69,12 +69,17 @@ def estimate_bits(model: Model, data: torch.Tensor, context: int, *, batches: in
     and only its last character is scored (so each batch scores ``batch_size`` characters).
     """
     check_context(context, model_context, model)
-    total = torch.zeros((), device=device)
+    sums = []
     for _ in tqdm(range(batches), desc="estimate bits", disable=not progress, leave=False):
         window = random_slices(data, batch_size, context + 1, generator).to(device)  # (b, L + 1)
         logits = last_logits(model, window[:, :-1])                                  # (b, vocab): last position
-        total += _bits(logits, window[:, -1]).sum()
-    return total.item() / (batches * batch_size)
+        sums.append(_bits(logits, window[:, -1]).sum())                              # on the device: no sync
+    return _total(sums) / (batches * batch_size)
+
+
+def _total(sums: list[torch.Tensor]) -> float:
+    """The sum of per-batch sums, added in float64 on the CPU (MPS has no float64)."""
+    return torch.stack(sums).cpu().double().sum().item()
 
 
 def window_plan(n: int, context: int, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -112,15 +117,15 @@ def exact_bits(model: Model, data: torch.Tensor, context: int, *, stride: int | 
     length = min(context, len(data) - 1)
     offsets = torch.arange(length + 1)                                                 # (L + 1,)
     scores = torch.full((len(data) - 1,), float("nan")) if per_position else None
-    total = torch.zeros((), dtype=torch.float64, device=device)
+    sums = []
     for chunk in tqdm(range(0, len(starts), batch_size), desc="exact bits", disable=not progress, leave=False):
         chunk_starts, chunk_first = starts[chunk:chunk + batch_size], first[chunk:chunk + batch_size]
         window = data[chunk_starts[:, None] + offsets].long().to(device)                # (b, L + 1)
         bits = _bits(model(window[:, :-1]), window[:, 1:])                              # (b, L)
         scored = offsets[None, :-1].to(device) >= chunk_first[:, None].to(device)       # (b, L) bool
-        total += bits[scored].double().sum()
+        sums.append(bits[scored].sum())
         if scores is not None:
             # window w's position i predicts stream token starts[w] + i + 1, i.e. target index starts[w] + i
             targets = (chunk_starts[:, None] + offsets[None, :-1])[scored.cpu()]
             scores[targets] = bits[scored].cpu()
-    return scores if per_position else total.item() / (len(data) - 1)
+    return scores if per_position else _total(sums) / (len(data) - 1)
