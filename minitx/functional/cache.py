@@ -40,7 +40,7 @@ class LayerCache:
         self, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Add the new positions' k, v (batch, heads, t, s); return all of them and the (batch, T) mask."""
-        if self._keys is not None and (k.shape[:-2] != self._keys.shape[:-2] or v.shape[:-2] != k.shape[:-2]):
+        if self._keys is not None and k.shape[:-2] != self._keys.shape[:-2]:
             raise ValueError(f"this cache holds keys of shape (batch, heads) = {tuple(self._keys.shape[:-2])}, got "
                              f"{tuple(k.shape[:-2])}: start a new cache (mf.init_cache) for another batch")
         start, end = self._length, self._length + k.shape[-2]
