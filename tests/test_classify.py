@@ -1,5 +1,6 @@
 """The classification trainer: it learns, it masks padding, it repeats exactly under a seed."""
 
+import math
 import os
 
 import pytest
@@ -151,6 +152,18 @@ def test_token_budget_batches_train_too():
     config = model_config("baseline", vocab=len(data.i2w), emb=8, pool="max")
     result = train_classifier(config, data, quick(tokens=64))
     assert result.steps >= 500 * 6 // 64
+
+
+@pytest.mark.parametrize("kind", ["baseline", "transformer"])
+def test_reviews_that_tokenise_to_nothing_train_and_evaluate(kind):
+    """A review of only punctuation ("10/10") is an empty sequence; a token budget puts all of them in one
+    batch, which pad_batch made (b, 0) and the models refused. Now they pool to zeros like padding."""
+    i2w = [".pad", ".start", ".end", ".unk", "good", "bad"]
+    train = ([[], [4], [], [5, 5], [4, 4, 4]], [1, 0, 0, 1, 0])
+    data = Dataset("empties", train, ([[], []], [0, 1]), i2w, {w: i for i, w in enumerate(i2w)}, classes=2)
+    result = train_classifier(model_config(kind, vocab=len(i2w), emb=8, heads=2), data, quick(tokens=2))
+    accuracy, loss = evaluate(result.model, data.val, pad_idx=0, max_len=None, device=torch.device("cpu"))
+    assert accuracy in (0.0, 0.5, 1.0) and math.isfinite(loss)
 
 
 def test_start_token_is_prepended():

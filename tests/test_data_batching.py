@@ -28,7 +28,8 @@ def test_pad_batch_then_strip_by_mask_gives_back_the_sequences(seqs, pad_idx, ma
     tokens, mask = pad_batch(seqs, pad_idx, max_len)
     expected = [s[:max_len] for s in seqs]
     assert tokens.dtype == torch.long and mask.dtype == torch.bool
-    assert tokens.shape == mask.shape == (len(seqs), max(len(s) for s in expected))
+    # at least one column: a batch of empty sequences is one column of padding
+    assert tokens.shape == mask.shape == (len(seqs), max(1, *(len(s) for s in expected)))
     assert [row[m].tolist() for row, m in zip(tokens, mask, strict=True)] == expected
     # The mask marks exactly the real tokens: a prefix of each row, as long as the sequence.
     assert mask.sum(1).tolist() == [len(s) for s in expected]
@@ -43,6 +44,23 @@ def test_pad_batch_errors():
         pad_batch([[1]], 0, max_len=0)
 
 
+@pytest.mark.parametrize(("call", "error"), [
+    (lambda: token_budget_batches([50] * 6, 100, max_len=0), "max_len must be positive"),   # was one batch
+    (lambda: token_budget_batches([3, -1], 100), "lengths must be >= 0"),
+    (lambda: padding_fraction([3, 4], [[0, 1]], max_len=-3), "max_len must be positive"),
+    (lambda: lm_batch(torch.arange(10), 2, 0), "context must be positive"),              # was (b, 0) tensors
+])
+def test_batching_refuses_bad_sizes(call, error):
+    with pytest.raises(ValueError, match=error):
+        call()
+
+
+def test_empty_batches_and_sequences_have_a_padded_width_of_one():
+    assert padding_fraction([0, 0, 3], [[0, 1], [], [2]]) == pytest.approx(2 / 5)   # (2 x 1) + (1 x 3) entries
+    tokens, mask = pad_batch([[], []], pad_idx=0)
+    assert tokens.shape == (2, 1) and not mask.any()
+
+
 @given(lengths_lists, st.integers(1, 200), st.one_of(st.none(), st.integers(1, 30)), st.integers(0, 2**31))
 def test_token_budget_batches_cover_everything_within_budget(lengths, max_tokens, max_len, seed):
     batches = token_budget_batches(lengths, max_tokens, max_len=max_len,
@@ -50,7 +68,7 @@ def test_token_budget_batches_cover_everything_within_budget(lengths, max_tokens
     assert sorted(i for b in batches for i in b) == list(range(len(lengths))), "each index exactly once"
     size = [min(n, max_len) if max_len else n for n in lengths]
     for b in batches:
-        assert len(b) == 1 or len(b) * max(size[i] for i in b) <= max_tokens
+        assert len(b) == 1 or len(b) * max(1, *(size[i] for i in b)) <= max_tokens   # pad_batch's width
     # Sorted by length then cut into runs: batches do not interleave in length.
     spans = sorted((min(size[i] for i in b), max(size[i] for i in b)) for b in batches)
     assert all(hi <= next_lo for (_, hi), (next_lo, _) in pairwise(spans))

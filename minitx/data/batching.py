@@ -15,15 +15,15 @@ def pad_batch(seqs: Sequence[Sequence[int]], pad_idx: int,
     """``(tokens, mask)``, both ``(batch, time)``: sequences right-padded with ``pad_idx`` to the longest.
 
     ``tokens`` is long, ``mask`` bool (True = real token). With ``max_len``, longer sequences are cut to
-    their first ``max_len`` tokens.
+    their first ``max_len`` tokens. A batch of empty sequences (a review of only punctuation tokenises to
+    nothing) is one column of padding, all masked: models take no time-0 input, and pool such rows to zeros.
     """
     if len(seqs) == 0:
         raise ValueError("pad_batch needs at least one sequence, got an empty batch")
-    if max_len is not None and max_len < 1:
-        raise ValueError(f"max_len must be positive, got {max_len}")
+    _check_max_len(max_len)
     seqs = [list(s[:max_len]) for s in seqs]
     lengths = torch.tensor([len(s) for s in seqs])                       # (b,)
-    mask = torch.arange(int(lengths.max()))[None, :] < lengths[:, None]  # (b, t)
+    mask = torch.arange(_padded_width(int(lengths.max())))[None, :] < lengths[:, None]   # (b, t)
     tokens = torch.full(mask.shape, pad_idx, dtype=torch.long)           # (b, t)
     # Boolean-mask assignment fills the True positions in row-major order: the sequences, concatenated.
     tokens[mask] = torch.tensor([w for s in seqs for w in s], dtype=torch.long)
@@ -48,7 +48,7 @@ def token_budget_batches(lengths: Sequence[int], max_tokens: int, *, max_len: in
     current: list[int] = []
     for i in order:
         # Sorted ascending, so the newcomer is the longest: the padded size if it joins is known now.
-        if current and (len(current) + 1) * int(sizes[i]) > max_tokens:
+        if current and (len(current) + 1) * _padded_width(int(sizes[i])) > max_tokens:
             batches.append(current)
             current = []
         current.append(i)
@@ -71,10 +71,10 @@ def padding_fraction(lengths: Sequence[int], batches: Sequence[Sequence[int]],
     """The fraction of the padded tensors' entries that are padding, over all ``batches`` (one epoch)."""
     sizes = _truncated(lengths, max_len)
     real = padded = 0
-    for batch in batches:
+    for batch in filter(len, batches):                  # an empty batch has no entries
         batch_sizes = sizes[list(batch)]
         real += int(batch_sizes.sum())
-        padded += len(batch) * int(batch_sizes.max())
+        padded += len(batch) * _padded_width(int(batch_sizes.max()))
     return 1 - real / padded if padded else 0.0
 
 
@@ -98,12 +98,27 @@ def random_slices(data: torch.Tensor, batch: int, length: int,
 def lm_batch(data: torch.Tensor, batch: int, context: int,
              generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``(inputs, targets)``, both ``(batch, context)``: targets are the inputs shifted one token left."""
+    if context < 1:
+        raise ValueError(f"context must be positive, got {context}")
     window = random_slices(data, batch, context + 1, generator)  # (batch, context + 1)
     return window[:, :-1], window[:, 1:]
 
 
+def _check_max_len(max_len: int | None) -> None:
+    if max_len is not None and max_len < 1:
+        raise ValueError(f"max_len must be positive, got {max_len}")
+
+
+def _padded_width(longest: int) -> int:
+    """The time dimension `pad_batch` gives a batch whose longest sequence has ``longest`` tokens."""
+    return max(1, longest)
+
+
 def _truncated(lengths: Sequence[int], max_len: int | None) -> torch.Tensor:
+    _check_max_len(max_len)
     sizes = torch.as_tensor(lengths, dtype=torch.long)
+    if (sizes < 0).any():
+        raise ValueError("sequence lengths must be >= 0")
     return sizes.clamp(max=max_len) if max_len is not None else sizes
 
 
