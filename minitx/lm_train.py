@@ -150,6 +150,15 @@ def train_lm(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings:
     if len(train) < config.context + 1 or len(val) < config.context + 1:
         raise ValueError(f"train ({len(train)}) and val ({len(val)}) streams must be longer than the context "
                          f"({config.context}); use a shorter --context or more data")
+    # Checked now, not when the first sample or batch needs them: the run would be lost before its checkpoint
+    largest = max(int(train.max()), int(val.max()))
+    if largest >= config.vocab:
+        raise ValueError(f"token {largest} in the data is outside the model's vocabulary of {config.vocab}")
+    if i2c is not None and len(i2c) < config.vocab:
+        raise ValueError(f"i2c decodes {len(i2c)} tokens, fewer than the vocabulary of {config.vocab}")
+    if i2c is not None and len(val) < settings.seed_length:
+        raise ValueError(f"the samples' seeds are {settings.seed_length} characters of val, which has only "
+                         f"{len(val)}; pass a smaller seed_length")
     info = distributed.setup(settings.device)
     try:
         return _train(config, train, val, settings, info, i2c=i2c, out=out, resume=resume, floor=floor, quiet=quiet)

@@ -187,6 +187,25 @@ def test_resume_without_a_checkpoint_and_bad_settings_are_clear_errors(tmp_path)
         train_lm(CONFIG, STREAM[:5], STREAM[:100], settings(), quiet=True)
 
 
+def test_what_would_fail_only_at_the_first_sample_fails_before_training(tmp_path, monkeypatch):
+    """A val stream shorter than the seeds, an i2c shorter than the vocabulary or a token outside it crashed at
+    the first evaluation, after every step of a short run and before its checkpoint: nothing was saved."""
+    trained = []
+    monkeypatch.setattr(lm_train, "lm_loss", lambda *a: trained.append(1) or lm_loss(*a))
+    i2c = [str(i) for i in range(V)]
+    cases = [
+        (dict(val=STREAM[:12], i2c=i2c, seed_length=16), "seeds are 16 characters of val, which has only 12"),
+        (dict(val=STREAM[:100], i2c=i2c[:5], seed_length=4), "i2c decodes 5 tokens, fewer than the vocabulary of 9"),
+        (dict(val=torch.cat([STREAM[:99], torch.tensor([V])]), i2c=i2c, seed_length=4),
+         f"token {V} in the data is outside the model's vocabulary of {V}"),
+    ]
+    for case, error in cases:
+        with pytest.raises(ValueError, match=error):
+            train_lm(CONFIG, STREAM, case["val"], settings(seed_length=case["seed_length"]), i2c=case["i2c"],
+                     out=tmp_path / "run", quiet=True)
+    assert not trained and not (tmp_path / "run").exists()
+
+
 def test_the_lm_command_on_a_local_file_then_sample_from_it(tmp_path, capsys):
     from minitx.__main__ import main
 
