@@ -83,7 +83,8 @@ def warmup_decay(warmup: int, total: int, final_fraction: float = 0.1):
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
-        return cosine_decay((step - warmup) / max(1, total - 1 - warmup), final_fraction)
+        span = total - 1 - warmup       # steps from the end of warmup to the last: 0 when that is the last step
+        return cosine_decay((step - warmup) / span if span > 0 else 1.0, final_fraction)
 
     return factor
 

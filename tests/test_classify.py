@@ -83,6 +83,15 @@ def test_logged_learning_rate_is_the_one_each_step_used_and_decay_ends_at_ten_pe
     assert log.series["train/lr"][-1][1] == pytest.approx(0.1)          # the last step at the floor
 
 
+@pytest.mark.parametrize(("warmup", "total"), [(0, 1), (3, 4), (0, 2), (2, 10)])
+def test_warmup_decay_reaches_the_floor_on_the_last_step_however_short_the_run(warmup, total):
+    factor = warmup_decay(warmup, total, final_fraction=0.1)
+    assert factor(total - 1) == pytest.approx(0.1)          # a one-step run, or warmup ending on the last step
+    peak_step = warmup - 1 if warmup else 0                 # the end of warmup, or the first step without it
+    if peak_step < total - 1:
+        assert factor(peak_step) == pytest.approx(1.0)
+
+
 def test_empty_splits_are_clear_errors():
     data = small("xor", 64)
     empty = Dataset("empty", ([], []), data.val, data.i2w, data.w2i, classes=2)
