@@ -55,6 +55,13 @@ def test_batching_refuses_bad_sizes(call, error):
         call()
 
 
+def test_non_integer_tokens_are_refused_not_cut():
+    with pytest.raises(TypeError, match="tokens must be integers"):
+        pad_batch([[1.7, 2.2], [3]], 0)                      # long() made them 1 and 2
+    with pytest.raises(TypeError, match="integer tokens"):
+        random_slices(torch.rand(20), 2, 4)
+
+
 def test_empty_batches_and_sequences_have_a_padded_width_of_one():
     assert padding_fraction([0, 0, 3], [[0, 1], [], [2]]) == pytest.approx(2 / 5)   # (2 x 1) + (1 x 3) entries
     tokens, mask = pad_batch([[], []], pad_idx=0)

@@ -210,6 +210,15 @@ def test_raw_tsv_keeps_unusual_line_breaks_inside_a_review_and_skips_blank_lines
         load_imdb_raw(path)
 
 
+def test_raw_tsv_saved_with_a_byte_order_mark_reads_its_header(tmp_path):
+    """Spreadsheet programs save UTF-8 with a byte-order mark: the header was read as split '\ufeffsplit'."""
+    path = tmp_path / "bom.tsv"
+    path.write_text("split\tlabel\tid\ttext\ntrain\tpos\t0_9\tgood film\ntest\tneg\t1_2\tbad\n",
+                    encoding="utf-8-sig")
+    (x_train, y_train), _, (i2w, _), _ = load_imdb_raw(path, final=True)
+    assert [[i2w[w] for w in seq] for seq in x_train] == [["good", "film"]] and list(y_train) == [0]
+
+
 def test_raw_tsv_with_unknown_labels_is_refused(tmp_path):
     path = tmp_path / "bad.tsv"
     path.write_text("train\t1\t0_1\tsome text\n")

@@ -142,3 +142,8 @@ def test_toy_seeds_and_final():
     assert torch.equal(load_toy(200, 100)[0][1], val)
     assert not torch.equal(load_toy(200, 100, seed=1)[0][0][:100], train[:100])
     assert TOY_START == "_s"
+
+
+def test_negative_sentence_counts_are_refused():
+    with pytest.raises(ValueError, match="sentence counts must be >= 0"):
+        load_toy(ntrain=-1)                                  # gave an empty stream

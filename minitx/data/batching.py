@@ -22,11 +22,14 @@ def pad_batch(seqs: Sequence[Sequence[int]], pad_idx: int,
         raise ValueError("pad_batch needs at least one sequence, got an empty batch")
     _check_max_len(max_len)
     seqs = [list(s[:max_len]) for s in seqs]
+    values = torch.tensor([w for s in seqs for w in s])                  # (total tokens,)
+    if values.numel() and (values.is_floating_point() or values.dtype == torch.bool):
+        raise TypeError(f"tokens must be integers, got {values.dtype} values")    # long() would cut 1.7 to 1
     lengths = torch.tensor([len(s) for s in seqs])                       # (b,)
     mask = torch.arange(_padded_width(int(lengths.max())))[None, :] < lengths[:, None]   # (b, t)
     tokens = torch.full(mask.shape, pad_idx, dtype=torch.long)           # (b, t)
     # Boolean-mask assignment fills the True positions in row-major order: the sequences, concatenated.
-    tokens[mask] = torch.tensor([w for s in seqs for w in s], dtype=torch.long)
+    tokens[mask] = values.long()
     return tokens, mask
 
 
@@ -87,6 +90,8 @@ def random_slices(data: torch.Tensor, batch: int, length: int,
     """
     if data.dim() != 1:
         raise ValueError(f"data must be a 1-D stream of tokens, got shape {tuple(data.shape)}")
+    if data.is_floating_point() or data.dtype == torch.bool:
+        raise TypeError(f"data must hold integer tokens, got {data.dtype}")
     if length < 1 or len(data) < length:
         raise ValueError(f"cannot slice windows of length {length} from data of length {len(data)}")
     with torch.no_grad():

@@ -122,7 +122,7 @@ def _read_reviews(path: Path) -> Iterator[tuple[str, str, str, str]]:
                 if match and member.isfile():
                     yield *match.groups(), tar.extractfile(member).read().decode("utf-8")
     else:
-        yield from _read_tsv(read_bytes(path).decode("utf-8"), path)
+        yield from _read_tsv(read_bytes(path).decode("utf-8-sig"), path)   # -sig: drops a byte-order mark
 
 
 def _read_tsv(text: str, path: Path) -> Iterator[tuple[str, str, str, str]]:

@@ -73,6 +73,8 @@ def load_toy(ntrain: int = 100_000, ntest: int = 20_000, final: bool = False, se
     """
     if n is not None:
         ntrain = n
+    if ntrain < 0 or ntest < 0:
+        raise ValueError(f"sentence counts must be >= 0, got ntrain={ntrain}, ntest={ntest}")
     i2c, c2i = vocab_from_symbols(toy_characters())
     # Character -> index through a 128-entry table: one vectorised lookup for the whole stream.
     table = np.zeros(128, dtype=np.int64)
