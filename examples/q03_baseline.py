@@ -6,7 +6,7 @@ can land anywhere from 0.25 to 0.75 (seed 0 gives 0.2494): its loss minimum leav
 the argmax of those is noise.
 """
 
-from common import experiment, parser, setup
+from common import experiment, parser, setup, synthetic
 
 from minitx.classify import TrainSettings, load_dataset
 
@@ -16,11 +16,11 @@ p.add_argument("--imdb-seeds", type=int, default=1, help="runs per pool on IMDb 
 args = p.parse_args()
 setup(args)
 
-synthetic = TrainSettings(epochs=args.epochs, lr=1e-3, batch=64, max_len=None, progress=False)
+synthetic_settings = TrainSettings(epochs=args.epochs, lr=1e-3, batch=64, max_len=None, progress=False)
 for name in ("synth", "xor"):
-    data = load_dataset(name)
+    data = synthetic(name, args)
     for pool in ("mean", "max", "select"):
-        experiment(f"{name} baseline {pool}", data, "baseline", synthetic, args.seeds, emb=300, pool=pool)
+        experiment(f"{name} baseline {pool}", data, "baseline", synthetic_settings, args.seeds, emb=300, pool=pool)
 
 if args.imdb_seeds:
     # A 20k-word vocabulary (rarer words -> .unk): Adam updates every embedding row each step, so a

@@ -7,7 +7,7 @@ with --imdb-epochs > 0).
 
 import inspect
 
-from common import experiment, parser, setup
+from common import experiment, parser, setup, synthetic
 
 import minitx.functional as mf
 import minitx.functional.attention as attention
@@ -23,7 +23,7 @@ print(inspect.getsource(attention._weights))
 
 settings = TrainSettings(epochs=args.epochs, lr=1e-2, batch=32, max_len=None, progress=False)
 for name in ("synth", "xor"):
-    experiment(f"{name} simple attention, max pool", load_dataset(name), "simple", settings, args.seeds,
+    experiment(f"{name} simple attention, max pool", synthetic(name, args), "simple", settings, args.seeds,
                emb=16, pool="max")
 if args.imdb_epochs:
     imdb = load_dataset("imdb", path=args.data_path, vocab=20_000)

@@ -9,9 +9,9 @@ while two layers can solve it.
 
 from dataclasses import replace
 
-from common import experiment, parser, setup
+from common import experiment, parser, setup, synthetic
 
-from minitx.classify import TrainSettings, load_dataset, model_config
+from minitx.classify import TrainSettings, model_config
 from minitx.tune import tune
 
 p = parser(__doc__, epochs=3)
@@ -25,7 +25,7 @@ setup(args)
 # Small embeddings keep the unscaled softmax(x xᵀ) from saturating on each token's own position.
 chosen = {"synth": {"lr": 1e-2, "batch": 16, "emb": 16}, "xor": {"lr": 1e-2, "batch": 16, "emb": 16}}
 for name in args.data.split(","):
-    data = load_dataset(name)
+    data = synthetic(name, args)
     if args.trials:
         base = model_config("simple", vocab=len(data.i2w), emb=16, pool="select")
         study = tune(base, data, TrainSettings(epochs=args.tune_epochs, max_len=None, progress=False),

@@ -7,15 +7,15 @@ its own token); with positions 1.00.
 
 import inspect
 
-from common import experiment, parser, setup
+from common import experiment, parser, setup, synthetic
 
 import minitx.functional as mf
-from minitx.classify import TrainSettings, load_dataset
+from minitx.classify import TrainSettings
 
 args = parser(__doc__, epochs=3).parse_args()
 setup(args)
 print(inspect.getsource(mf.position_embedding))
-data = load_dataset("xor")
+data = synthetic("xor", args)
 settings = TrainSettings(epochs=args.epochs, lr=1e-2, batch=16, max_len=None, progress=False)
 for positions in (False, True):
     experiment(f"xor simple, select, positions={positions}", data, "simple", settings, args.seeds,

@@ -1,7 +1,8 @@
 """``python -m minitx demo``: the whole assignment in miniature, on data minitx generates itself.
 
-1. XOR (two tokens; the label says whether they differ): a pooling baseline cannot learn it, multi-head
-   attention with position embeddings can.
+1. XOR (two tokens; the label says whether they differ): a mean-pooling baseline cannot learn it (the mean
+   of two embeddings does not say whether they differ; max pooling happens to be able to, see docs/results.md),
+   multi-head attention with position embeddings can.
 2. A GPT-style character model on the toy grammar, with validation bits against the grammar's entropy floor and
    samples that a grammar parser checks.
 """
