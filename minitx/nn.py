@@ -46,8 +46,10 @@ class SelfAttention(ParameterTree):
         super().__init__(mf.init_self_attention(emb, heads, generator))
         self.heads, self.backend = heads, backend
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, causal: bool = False) -> torch.Tensor:
-        return mf.self_attention(self.tree(), x, self.heads, mask=mask, causal=causal, backend=self.backend)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, causal: bool = False,
+                cache: mf.LayerCache | None = None, last: int | None = None) -> torch.Tensor:
+        return mf.self_attention(self.tree(), x, self.heads, mask=mask, causal=causal, cache=cache,
+                                 backend=self.backend, last=last)
 
 
 class TransformerBlock(ParameterTree):
@@ -58,9 +60,11 @@ class TransformerBlock(ParameterTree):
         super().__init__(mf.init_transformer_block(emb, heads, generator))
         self.heads, self.dropout, self.norm, self.backend = heads, dropout, norm, backend
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, causal: bool = False) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, causal: bool = False,
+                cache: mf.LayerCache | None = None, last: int | None = None) -> torch.Tensor:
         return mf.transformer_block(self.tree(), x, self.heads, mask=mask, causal=causal, dropout=self.dropout,
-                                    training=self.training, norm=self.norm, backend=self.backend)
+                                    training=self.training, cache=cache, norm=self.norm, backend=self.backend,
+                                    last=last)
 
 
 class Classifier(ParameterTree):

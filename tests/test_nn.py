@@ -1,5 +1,6 @@
 """Modules are thin: their state_dict keys are the dict paths and they compute exactly the functions."""
 
+import functools
 from dataclasses import replace
 
 import pytest
@@ -94,6 +95,23 @@ def test_block_module_passes_mask_causal_norm_and_backend(norm, backend, backend
     outputs = _module_equals_function_for_each_mask_and_causal(module, block, backend, backends_used)
     x, mask = _inputs()
     assert _differs(outputs[True, True], block(x, mask, True, norm="pre" if norm == "post" else "post"))
+
+
+@pytest.mark.parametrize("kind", ["attention", "block"])
+def test_attention_and_block_modules_pass_last_and_cache(kind):
+    module = (SelfAttention(8, 2, torch.Generator().manual_seed(1)) if kind == "attention"
+              else TransformerBlock(8, 2, torch.Generator().manual_seed(1), norm="pre").eval())
+    function = mf.self_attention if kind == "attention" else functools.partial(mf.transformer_block, norm="pre")
+    x, _ = _inputs()
+    full = function(module.tree(), x, 2, causal=True)
+    tail = module(x, causal=True, last=2)
+    assert tail.shape == (2, 2, 8)
+    torch.testing.assert_close(tail, full[:, -2:])
+    cache = mf.LayerCache()
+    with torch.no_grad():                              # the cache writes in place: it is for inference
+        first, second = module(x[:, :3], causal=True, cache=cache), module(x[:, 3:], causal=True, cache=cache)
+    torch.testing.assert_close(torch.cat([first, second], dim=1), full)
+    assert _differs(second, function(module.tree(), x[:, 3:], 2, causal=True))       # the cache counts
 
 
 def test_block_module_follows_eval_and_train_with_dropout():
