@@ -265,7 +265,8 @@ def self_attention(
     s = emb // heads, attended per head with 1/sqrt(s) scaling, merged back and projected by ``o``.
     ``mask`` (batch, time), True = real token. With a ``cache`` the keys and values of earlier calls are
     prepended, so x holds only the new positions (causal decoding one token at a time). ``last=n`` returns
-    only the last n positions, (batch, n, emb): only they query, every position is still a key.
+    only the last n positions (all of them if n >= time), (batch, n, emb): only they query, every position is
+    still a key.
     """
     _check_sequence(x, "self_attention input")
     check_heads(x.shape[-1], heads)

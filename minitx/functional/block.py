@@ -45,8 +45,8 @@ def transformer_block(
 ) -> torch.Tensor:
     """One block: (batch, time, emb) -> (batch, time, emb). ``mask`` (batch, time), True = real token.
 
-    ``last=n`` computes only the last n positions, (batch, n, emb), attending over all of them: what the
-    final block needs when only the last prediction counts (the Q12 estimate).
+    ``last=n`` computes only the last n positions (all if n >= time), (batch, n, emb), attending over all of
+    them: what the final block needs when only the last prediction counts (the Q12 estimate).
     """
 
     def attn(h: torch.Tensor) -> torch.Tensor:
