@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from .data import TOY_GRAMMAR, TOY_START, generate_sentence, random_slices
 from .nn import LM
-from .sample import decode, sample
+from .sample import decode, sample, with_seed_in_brackets
 
 Grammar = Mapping[str, Sequence[Sequence[str]]]
 SENTENCE_END = " . "
@@ -107,10 +107,12 @@ def accepts(sentence: str, grammar: Grammar = TOY_GRAMMAR, start: str = TOY_STAR
 
 
 def accepted_fraction(text: str, grammar: Grammar = TOY_GRAMMAR, start: str = TOY_START) -> tuple[float, int]:
-    """Split sampled text at ``' . '`` and check the sentences that lie wholly inside it.
+    """Split a model's continuation at ``' . '`` and check the sentences that lie wholly inside it.
 
-    The first piece (it starts wherever the seed was cut) and the last (cut off by the sample's length) are
-    skipped. Returns ``(fraction accepted, number of sentences checked)``; ``(nan, 0)`` when there are none.
+    Give the continuation without its seed: the seed is data, and a sentence that begins inside it is not the
+    model's own. The first piece (the end of the sentence the seed began) and the last (cut off by the
+    sample's length) are skipped. Returns ``(fraction accepted, number of sentences checked)``; ``(nan, 0)``
+    when there are none.
     """
     pieces = text.split(SENTENCE_END)[1:-1]
     if not pieces:
@@ -212,9 +214,10 @@ def sampled_acceptance(model: LM, val: torch.Tensor, i2c: list[str], *, samples:
     seeds = random_slices(val, samples, 16, torch.Generator().manual_seed(seed))           # (samples, 16)
     tokens = sample(model, seeds, length, temperature=temperature, epsilon=epsilon,
                     generator=torch.Generator().manual_seed(seed + 1))
-    texts = [decode(row, i2c) for row in tokens]
-    checked = [(fraction, n) for fraction, n in map(lambda t: accepted_fraction(t, grammar, start), texts) if n]
+    continuations = [decode(row[seeds.shape[1]:], i2c) for row in tokens]     # the model's characters only
+    checked = [(fraction, n) for fraction, n in (accepted_fraction(t, grammar, start) for t in continuations) if n]
     sentences = sum(n for _, n in checked)
     accepted = sum(fraction * n for fraction, n in checked)
     return {"accepted_fraction": accepted / sentences if sentences else math.nan, "sentences_checked": sentences,
-            "temperature": temperature, "epsilon": epsilon, "examples": texts[:3]}
+            "temperature": temperature, "epsilon": epsilon,
+            "examples": [with_seed_in_brackets(row, seeds.shape[1], i2c) for row in tokens[:3]]}

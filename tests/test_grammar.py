@@ -167,3 +167,26 @@ def test_unsupported_grammars_are_clear_errors():
         check_grammar({"_s": [["a", "_t"]]}, "_s")
     with pytest.raises(ValueError, match="does not terminate"):
         derivation_entropy({"_s": [["_s", "_s"], ["_s", "a"]]}, "_s")
+
+
+def test_sampled_acceptance_credits_the_model_with_its_own_sentences_only():
+    """Seeds are validation data: a seed holding ' . a dog ran . ' used to count as an accepted sentence of
+    a model that writes nothing but .unk."""
+    import torch
+
+    from minitx import LMConfig
+    from minitx.data import load_toy
+    from minitx.grammar import sampled_acceptance
+    from minitx.nn import LM
+    from minitx.sample import encode
+
+    _, (i2c, c2i) = load_toy(ntrain=0, ntest=0)
+    val = encode("a dog ran . " * 40, c2i)                  # every 16-character seed holds a separator or two
+    model = LM(LMConfig(vocab=len(i2c), emb=8, heads=2, depth=1, context=256)).eval()
+    with torch.no_grad():                                   # a model that always writes .unk
+        model.get_parameter("head.weight").zero_()
+        model.get_parameter("head.bias").copy_(torch.where(torch.arange(len(i2c)) == c2i[".unk"], 50.0, 0.0))
+    result = sampled_acceptance(model, val, i2c, samples=16, length=40)
+    assert result["sentences_checked"] == 0 and math.isnan(result["accepted_fraction"])
+    assert result["examples"][0].startswith("[") and ".unk" in result["examples"][0]
+

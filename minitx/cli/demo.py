@@ -64,7 +64,7 @@ def lm_demo(out: Path, minutes: float, quick: bool) -> None:
     bits = result.summary.get("final_exact_bits", result.log.last("val/bits"))
     seed = random_slices(val, 1, 16, torch.Generator().manual_seed(0))[0]
     tokens = sample(result.model, seed, 30 if quick else 400, generator=torch.Generator().manual_seed(0))
-    accepted, checked = accepted_fraction(decode(tokens, i2c))
+    accepted, checked = accepted_fraction(decode(tokens[len(seed):], i2c))      # the model's own characters
     print(f"  after {result.step} steps: validation {bits:.3f} bits per character (the grammar's floor: {floor:.3f})")
     print(f"  sample (16-character seed in brackets): {with_seed_in_brackets(tokens[:200], len(seed), i2c)}")
     if checked:
