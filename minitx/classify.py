@@ -99,6 +99,10 @@ def model_config(kind: str, *, vocab: int, classes: int = 2, emb: int = 300, poo
                             pool=pool, dropout=dropout, norm=norm, blocks=blocks, backend=backend)
 
 
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite (a search treats such a trial as failed and goes on)."""
+
+
 @dataclass
 class TrainSettings:
     """How to train (the model itself is a `ClassifierConfig`).
@@ -259,8 +263,8 @@ def train_classifier(config: ClassifierConfig, data: Dataset, settings: TrainSet
             if i % settings.log_every == 0 or i == len(batches):
                 mean_loss = running.item() / since_sync               # the one host sync per interval
                 if not math.isfinite(mean_loss):
-                    raise RuntimeError(f"training diverged (loss {mean_loss}) at step {step}: lower --lr, "
-                                       "add --warmup or --clip")
+                    raise TrainingDiverged(f"training diverged (loss {mean_loss}) at step {step}: lower --lr, "
+                                           "add --warmup or --clip")
                 epoch_loss += mean_loss * since_sync
                 epoch_examples += since_sync
                 throughput = seen_tokens / max(time.time() - tick, 1e-9)

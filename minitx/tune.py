@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from .classify import Dataset, TrainSettings, train_classifier
+from .classify import Dataset, TrainingDiverged, TrainSettings, train_classifier
 from .config import ClassifierConfig
 
 # Name -> (kind, choices or (low, high)). Embedding sizes are multiples of 4 so that 4 heads divide them.
@@ -77,5 +77,7 @@ def tune(config: ClassifierConfig, data: Dataset, settings: TrainSettings, *, tr
 
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed),
                                 pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1))
-    study.optimize(objective, n_trials=trials, timeout=timeout, show_progress_bar=settings.progress)
+    # a diverged trial is a failed one (its value None in the study), not the end of the search
+    study.optimize(objective, n_trials=trials, timeout=timeout, show_progress_bar=settings.progress,
+                   catch=(TrainingDiverged,))
     return study

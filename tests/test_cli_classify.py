@@ -96,6 +96,43 @@ def test_tune_writes_trials(tmp_path, capsys):
     assert set(result["best_params"]) == {"lr", "batch", "emb"}
 
 
+@pytest.mark.parametrize("diverging", ["first", "all"])
+def test_a_diverged_trial_fails_alone_and_a_search_with_none_completed_says_so(diverging, tmp_path, capsys,
+                                                                                  monkeypatch):
+    """One NaN trial used to end the search with a traceback and no tune.json."""
+    pytest.importorskip("optuna")
+    import minitx.tune
+    from minitx.classify import TrainingDiverged
+
+    calls = []
+
+    def train(*args, **kwargs):
+        calls.append(1)
+        if diverging == "all" or len(calls) == 1:
+            raise TrainingDiverged("training diverged (loss nan) at step 3")
+        return minitx.classify.train_classifier(*args, **kwargs)
+
+    monkeypatch.setattr(minitx.tune, "train_classifier", train)
+    out = tmp_path / "tune"
+    code = main(["tune", *QUICK, "--epochs", "1", "--trials", "3", "--out", str(out)])
+    result = json.loads((out / "tune.json").read_text())
+    assert [t["state"] for t in result["trials"]][0] == "FAIL" and len(result["trials"]) == 3
+    if diverging == "first":
+        assert code == 0 and result["best_value"] is not None
+    else:
+        assert code == 2 and result["best_value"] is None
+        assert "no trial completed (FAIL)" in capsys.readouterr().err
+
+
+def test_tune_checks_timeout_and_the_out_folder_before_searching(tmp_path, capsys, monkeypatch):
+    import minitx.tune
+    monkeypatch.setattr(minitx.tune, "train_classifier", lambda *a, **k: pytest.fail("searched"))
+    assert main(["tune", *QUICK, "--timeout", "0"]) == 2
+    assert "--timeout must be a positive" in capsys.readouterr().err
+    (tmp_path / "afile").write_text("")
+    assert main(["tune", *QUICK, "--out", str(tmp_path / "afile" / "run")]) == 2   # a parent is a file
+
+
 def test_tune_rejects_unknown_search_names(capsys):
     assert main(["tune", "--search", "dropout"]) == 2
     assert "--search" in capsys.readouterr().err

@@ -35,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--search takes names from {sorted(SEARCH_SPACE)}, got {args.search!r}")
     if args.trials < 1:
         raise ValueError(f"--trials must be positive, got {args.trials}")
+    if args.timeout is not None and not args.timeout > 0:
+        raise ValueError(f"--timeout must be a positive number of seconds, got {args.timeout}")
     if args.final:   # with --final the "validation" split is the test set: settings picked on it are biased
         raise ValueError("--final would tune on the test set; tune on the validation split, then train the "
                          "chosen settings once with `python -m minitx classify ... --final`")
@@ -43,15 +45,23 @@ def run(args: argparse.Namespace) -> int:
                          "drop it from --search or leave --tokens at 0")
     if args.out and Path(args.out).exists() and not Path(args.out).is_dir():   # before the search, not after it
         raise ValueError(f"--out {args.out} is a file: tune.json goes into a folder")
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)      # a parent that is a file fails now, not at the end
     data, config, settings = build(args)
     study = tune(config, data, settings, trials=args.trials, timeout=args.timeout,
                  space={name: SEARCH_SPACE[name] for name in names}, seed=args.seed)
     trials = [{"number": t.number, "state": t.state.name, "value": t.value, "params": t.params}
               for t in study.trials]
-    best = {"best_value": study.best_value, "best_params": study.best_params}
+    completed = any(t.state.name == "COMPLETE" for t in study.trials)
+    best = {"best_value": study.best_value, "best_params": study.best_params} if completed else {
+        "best_value": None, "best_params": None}
     if args.out:
         write_json_atomic(Path(args.out) / "tune.json", {"data": args.data, "model": args.model, "pool": args.pool,
                                                          "positions": args.pos, "epochs": args.epochs, **best,
                                                          "trials": trials})
+    if not completed:
+        states = ", ".join(sorted({t["state"] for t in trials})) or "none started"
+        raise ValueError(f"no trial completed ({states}): each diverged or was stopped; narrow the search "
+                         "(a lower learning rate) or give it more trials or time")
     print(json.dumps(best))
     return 0
