@@ -63,8 +63,9 @@ def plot_attention(weights: torch.Tensor, words: list[list[str]], path: str | Pa
 
 
 def draw(checkpoint: str | Path, out: str | Path, count: int = 4, layer: int = -1) -> Path:
-    """Heat maps for ``count`` validation instances of the checkpoint's dataset (synth or XOR), one per label
-    pattern where possible, with the true label and the model's prediction in each title."""
+    """Heat maps for up to ``count`` validation instances of the checkpoint's dataset (synth or XOR), one per
+    word pattern (fewer if the data has fewer patterns), with the true label and the model's prediction in each
+    title. The sequences are cut to the length the model was trained on (its config's ``max_len``)."""
     if count < 1:
         raise ValueError(f"count must be at least 1 instance to draw, got {count}")
     saved = read_checkpoint(checkpoint)
@@ -82,14 +83,15 @@ def draw(checkpoint: str | Path, out: str | Path, count: int = 4, layer: int = -
             chosen.append(i)
         if len(chosen) == count:
             break
-    tokens, mask = pad_batch([x[i] for i in chosen], data.pad_idx)
+    cut = model.config.max_len                        # what `--max-len` cut the sequences to in training
+    tokens, mask = pad_batch([x[i] for i in chosen], data.pad_idx, max_len=cut)
     with torch.no_grad():
         predicted = model(tokens, mask).argmax(dim=-1).tolist()
     layers = attention_weights(model.tree(), tokens, model.config, mask)
     if not -len(layers) <= layer < len(layers):
         raise ValueError(f"layer {layer} does not exist: the model has {len(layers)} attention layer(s)")
     weights = layers[layer]
-    words = [[data.i2w[w] for w in x[i]] for i in chosen]
+    words = [[data.i2w[w] for w in x[i][:cut]] for i in chosen]
     titles = [f"label {y[i]}, predicted {p}" for i, p in zip(chosen, predicted, strict=True)]
     return plot_attention(weights, words, out, titles)
 

@@ -80,3 +80,18 @@ def test_draw_loads_the_data_as_the_model_was_trained(tmp_path, monkeypatch, sta
     monkeypatch.setattr(attention_map, "plot_attention", lambda weights, words, out, titles: drawn.append(words))
     attention_map.draw(tmp_path / "model.pt", tmp_path / "attention.png", count=2)
     assert all((words[0] == ".start") == start_token for words in drawn[0])
+
+
+@pytest.mark.parametrize("positions", [False, True])
+def test_draw_cuts_the_sequences_to_the_models_training_length(tmp_path, monkeypatch, positions):
+    """A synth model trained with --max-len 3 saw 3 tokens: with positions its table has 3 rows (drawing the
+    6-token sequences failed), without them the map showed tokens it never attended to."""
+    config = model_config("full", vocab=40, emb=8, heads=2, pool="select", positions=positions, max_len=3)
+    save_checkpoint(tmp_path / "model.pt", Classifier(config), "synth")
+    drawn = []
+    monkeypatch.setattr(attention_map, "plot_attention",
+                        lambda weights, words, out, titles: drawn.append((weights.shape, words)))
+    attention_map.draw(tmp_path / "model.pt", tmp_path / "attention.png", count=2)
+    shape, words = drawn[0]
+    assert shape[-2:] == (3, 3) and all(len(sentence) == 3 for sentence in words)
+
