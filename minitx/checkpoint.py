@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from .config import LMConfig
+from .config import LMConfig, config_from_dict
 from .nn import LM
 from .tracking import write_atomically
 
@@ -67,6 +67,6 @@ def check_config(saved: dict, wanted: dict, path: str | Path) -> None:
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[LM, dict[str, Any]]:
     """The model stored in a checkpoint (in eval mode) and the whole payload (vocabulary, step, ...)."""
     payload = load_checkpoint(path, map_location=device)
-    model = LM(LMConfig(**payload["config"])).to(device)
+    model = LM(config_from_dict(LMConfig, payload["config"])).to(device)
     model.load_state_dict(payload["model"])
     return model.eval(), payload

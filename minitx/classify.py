@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import runtime
-from .config import ClassifierConfig, check_non_negative, check_positive
+from .config import ClassifierConfig, check_non_negative, check_positive, config_from_dict
 from .data import fixed_batches, load_imdb, load_imdb_synth, load_xor, pad_batch, token_budget_batches
 from .nn import Classifier
 from .tracking import RunLog, write_atomically
@@ -332,7 +332,7 @@ def read_checkpoint(path: str | Path) -> dict:
 
 def classifier_from_checkpoint(saved: dict) -> Classifier:
     """The model of a `read_checkpoint` payload, on the CPU, in eval mode."""
-    model = Classifier(ClassifierConfig(**saved["config"]))
+    model = Classifier(config_from_dict(ClassifierConfig, saved["config"]))
     model.load_state_dict(saved["state_dict"])
     return model.eval()
 

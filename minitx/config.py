@@ -5,13 +5,26 @@ field has a default that trains on a laptop CPU, and `validate()` turns a bad co
 before any tensor is made.
 """
 
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal, TypeVar
 
 Attention = Literal["none", "simple", "full"]
 Pool = Literal["mean", "max", "select"]
 Norm = Literal["post", "pre"]
 Backend = Literal["scratch", "sdpa"]
+
+
+Config = TypeVar("Config")
+
+
+def config_from_dict(cls: type[Config], saved: dict[str, Any]) -> Config:
+    """A config rebuilt from its `to_dict` (a checkpoint's); a field this version does not know is a clear
+    error rather than a TypeError from the constructor."""
+    unknown = sorted(set(saved) - {field.name for field in fields(cls)})
+    if unknown:
+        raise ValueError(f"the saved {cls.__name__} has fields this version of minitx does not know: {unknown} "
+                         "(saved by another version?)")
+    return cls(**saved)
 
 
 def check_positive(settings: object, *names: str) -> None:

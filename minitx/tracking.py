@@ -5,6 +5,7 @@ series and the summary), ``*.png`` curves, and TensorBoard event files (``tensor
 """
 
 import json
+import math
 import os
 import tempfile
 import time
@@ -12,6 +13,8 @@ from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import torch
 
 
 def write_atomically(path: str | Path, write: Callable[[str], None]) -> Path:
@@ -33,8 +36,22 @@ def write_atomically(path: str | Path, write: Callable[[str], None]) -> Path:
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write JSON with `write_atomically`."""
-    write_atomically(path, lambda temporary: Path(temporary).write_text(json.dumps(payload, indent=2, default=str)))
+    """Write strict JSON with `write_atomically`: NaN and infinities become null (plain `json.dumps` writes
+    ``NaN``, which other JSON readers refuse), a one-element tensor its number."""
+    text = json.dumps(_strict_json(payload), indent=2, default=str, allow_nan=False)
+    write_atomically(path, lambda temporary: Path(temporary).write_text(text))
+
+
+def _strict_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _strict_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict_json(item) for item in value]
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 class RunLog:
@@ -120,8 +137,8 @@ class RunLog:
         if not points:
             return
         first = max(step for step, _ in points) * 0.05
-        tail = [value for step, value in points if step >= first]
-        low, high = min(*tail, line), max(*tail, line)
+        tail = [value for step, value in points if step >= first and math.isfinite(value)]   # NaN/inf: no range
+        low, high = min([*tail, line]), max([*tail, line])
         pad = 0.1 * (high - low) or 0.01 * abs(line) or 0.01
         ax.set_ylim(low - pad, high + pad)
         ax.set_title(f"{ax.get_title()} (range of the last 95% of steps)", fontsize=9)

@@ -10,7 +10,7 @@ import minitx.checkpoint as checkpoint
 from minitx import LMConfig
 from minitx.__main__ import main
 from minitx.checkpoint import check_config, load_checkpoint, load_model, save_checkpoint
-from minitx.classify import model_config
+from minitx.classify import classifier_from_checkpoint, model_config, read_checkpoint
 from minitx.classify import save_checkpoint as save_classifier
 from minitx.nn import LM, Classifier
 from minitx.tracking import write_json_atomic
@@ -87,3 +87,42 @@ def test_the_sample_command_and_its_errors(tmp_path, capsys):
     assert "outside the model's vocabulary: ['Z']" in capsys.readouterr().err
     assert main(["sample", "--checkpoint", str(tmp_path / "none.pt")]) == 2
     assert "no checkpoint at" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["lm", "classifier"])
+def test_a_config_field_this_version_does_not_know_is_a_clear_error(kind, tmp_path, capsys):
+    """A checkpoint from another version of minitx: a TypeError traceback from the config's constructor before."""
+    path = tmp_path / "model.pt"
+    if kind == "lm":
+        save_checkpoint(path, {**payload(LM(CONFIG)), "config": {**CONFIG.to_dict(), "flash": True}})
+        with pytest.raises(ValueError, match=r"does not know: \['flash'\]"):
+            load_model(path)
+        assert main(["sample", "--checkpoint", str(path)]) == 2              # the command: one line, no traceback
+        assert "does not know: ['flash']" in capsys.readouterr().err
+    else:
+        save_classifier(path, Classifier(model_config("baseline", vocab=6, emb=4)), "xor")
+        saved = torch.load(path, weights_only=True)
+        torch.save({**saved, "config": {**saved["config"], "flash": True}}, path)
+        with pytest.raises(ValueError, match=r"does not know: \['flash'\]"):
+            classifier_from_checkpoint(read_checkpoint(path))
+
+
+def test_json_files_are_strict_json(tmp_path):
+    """NaN was written as NaN (refused by other JSON readers) and a tensor as the string 'tensor(0.5000)'."""
+    path = tmp_path / "metrics.json"
+    write_json_atomic(path, {"loss": float("nan"), "best": [float("inf"), 1.5], "accuracy": torch.tensor(0.5)})
+    assert json.loads(path.read_text(), parse_constant=lambda name: pytest.fail(name)) == {
+        "loss": None, "best": [None, 1.5], "accuracy": 0.5}
+
+
+@pytest.mark.parametrize("values", [[float("nan"), 1.5, 1.2], [2.0, float("inf"), 1.2], [float("nan")] * 3])
+def test_curves_with_a_reference_line_plot_nan_and_inf(values, tmp_path):
+    """The zoom to the tail took min/max over NaN or inf: 'Axis limits cannot be NaN or Inf'."""
+    from minitx.tracking import RunLog
+
+    log = RunLog(tmp_path, {}, tensorboard=False)
+    for step, value in enumerate(values):
+        log.scalar("val/bits", value, step * 100)
+    path = log.plot({"bits": ["val/bits"]}, hlines={"bits": (0.548, "floor")})
+    assert path.read_bytes()[:4] == b"\x89PNG"
+
