@@ -125,7 +125,8 @@ def _expected_per_nonterminal(grammar: Grammar, cost: Mapping[str, float],
     """Solve v(A) = cost(A) + mean over A's alternatives of sum_{symbols X} (v(X) or terminal_value(X)).
 
     A linear system (I - M) v = c, where M[A, B] is the expected number of B in one expansion of A. It has a
-    unique solution when the grammar terminates with probability 1 (M's spectral radius below 1).
+    finite solution when M's spectral radius is below 1, i.e. when sentences have a finite expected length
+    (at exactly 1 a grammar such as s -> s s | a still ends with probability 1, but its mean length is infinite).
     """
     names = list(grammar)
     index = {a: k for k, a in enumerate(names)}
@@ -139,7 +140,8 @@ def _expected_per_nonterminal(grammar: Grammar, cost: Mapping[str, float],
                 else:
                     c[index[a]] += terminal_value(symbol) / len(alternatives)
     if max(abs(np.linalg.eigvals(m))) >= 1:
-        raise ValueError("the grammar's expected sentence length is infinite: it does not terminate surely")
+        raise ValueError("the grammar's expected sentence length is infinite (the expected number of copies of a "
+                         "nonterminal per expansion reaches 1): no entropy rate per character exists")
     return dict(zip(names, np.linalg.solve(np.eye(len(names)) - m, c), strict=True))
 
 

@@ -165,8 +165,10 @@ def test_unsupported_grammars_are_clear_errors():
         check_grammar({"_s": [["_t"]], "_t": [["a"]]}, "_s")
     with pytest.raises(ValueError, match="undefined"):
         check_grammar({"_s": [["a", "_t"]]}, "_s")
-    with pytest.raises(ValueError, match="does not terminate"):
-        derivation_entropy({"_s": [["_s", "_s"], ["_s", "a"]]}, "_s")
+    with pytest.raises(ValueError, match="expected sentence length is infinite"):
+        derivation_entropy({"_s": [["_s", "_s"], ["_s", "a"]]}, "_s")           # never ends
+    with pytest.raises(ValueError, match="expected sentence length is infinite"):
+        derivation_entropy({"_s": [["_s", "_s"], ["a"]]}, "_s")                 # ends surely, mean length infinite
 
 
 def test_sampled_acceptance_credits_the_model_with_its_own_sentences_only():
