@@ -94,6 +94,8 @@ def test_tune_writes_trials(tmp_path, capsys):
     assert len(result["trials"]) == 2
     assert result["best_value"] == max(t["value"] for t in result["trials"] if t["value"] is not None)
     assert set(result["best_params"]) == {"lr", "batch", "emb"}
+    assert result["searched"] == ["lr", "batch", "emb"]           # and what stayed fixed, to reproduce the best
+    assert result["classifier"]["attention"] == "simple" and result["training"]["epochs"] == 1
 
 
 @pytest.mark.parametrize("diverging", ["first", "all"])

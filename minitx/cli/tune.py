@@ -56,9 +56,11 @@ def run(args: argparse.Namespace) -> int:
     best = {"best_value": study.best_value, "best_params": study.best_params} if completed else {
         "best_value": None, "best_params": None}
     if args.out:
+        # the fixed settings beside the searched ones: best_params plus these reproduce the best trial
         write_json_atomic(Path(args.out) / "tune.json", {"data": args.data, "model": args.model, "pool": args.pool,
                                                          "positions": args.pos, "epochs": args.epochs, **best,
-                                                         "trials": trials})
+                                                         "searched": names, "classifier": config.to_dict(),
+                                                         "training": settings.to_dict(), "trials": trials})
     if not completed:
         states = ", ".join(sorted({t["state"] for t in trials})) or "none started"
         raise ValueError(f"no trial completed ({states}): each diverged or was stopped; narrow the search "
