@@ -135,6 +135,12 @@ def test_tune_checks_timeout_and_the_out_folder_before_searching(tmp_path, capsy
     assert main(["tune", *QUICK, "--out", str(tmp_path / "afile" / "run")]) == 2   # a parent is a file
 
 
+def test_quiet_tune_prints_no_line_per_trial(tmp_path, capfd):
+    pytest.importorskip("optuna")
+    assert main(["tune", *QUICK, "--epochs", "1", "--trials", "2"]) == 0              # QUICK has --quiet
+    assert "Trial 0 finished" not in capfd.readouterr().err
+
+
 def test_tune_rejects_unknown_search_names(capsys):
     assert main(["tune", "--search", "dropout"]) == 2
     assert "--search" in capsys.readouterr().err

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from ..tracking import write_json_atomic
-from ..tune import SEARCH_SPACE, tune
+from ..tune import SEARCH_SPACE, require_optuna, tune
 from . import HelpFormatter
 from .classify import add_model_arguments, add_training_arguments, build
 
@@ -25,7 +25,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--search", default=",".join(SEARCH_SPACE),
                         help=f"comma-separated names to search, from {sorted(SEARCH_SPACE)}")
     parser.add_argument("--out", default=None, help="folder for tune.json")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar, no line per trial")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,6 +48,9 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)      # a parent that is a file fails now, not at the end
     data, config, settings = build(args)
+    if args.quiet:                             # optuna reports every trial on stderr unless told otherwise
+        optuna = require_optuna()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = tune(config, data, settings, trials=args.trials, timeout=args.timeout,
                  space={name: SEARCH_SPACE[name] for name in names}, seed=args.seed)
     trials = [{"number": t.number, "state": t.state.name, "value": t.value, "params": t.params}
