@@ -170,7 +170,7 @@ def test_voc_keeps_the_most_frequent_words_and_maps_the_rest_to_unk(course_pickl
     for part in (0, 1):
         for seq, seq_cut in zip(full[part][0], cut[part][0], strict=True):
             assert [i2w_cut[w] for w in seq_cut] == [i2w[w] if w < 7 else ".unk" for w in seq]
-    with pytest.raises(ValueError, match="at least 4"):
+    with pytest.raises(ValueError, match=r"vocabulary size \(voc, --vocab\) must be at least 4"):
         load_imdb(voc=3, path=course_pickle)
 
 

@@ -84,7 +84,8 @@ def truncate_vocab(sequences: dict[str, Sequences], i2w: list[str],
                    voc: int) -> tuple[dict[str, Sequences], list[str]]:
     """Keep the first ``voc`` entries of a frequency-ordered ``i2w``; other indices become ``.unk``."""
     if voc < len(SPECIALS):
-        raise ValueError(f"voc must be at least {len(SPECIALS)} (the special tokens), got {voc}")
+        raise ValueError(f"the vocabulary size (voc, --vocab) must be at least {len(SPECIALS)} (the special "
+                         f"tokens), got {voc}")
     if voc >= len(i2w):
         return sequences, i2w
     truncated = {split: [[w if w < voc else UNK for w in seq] for seq in seqs]
