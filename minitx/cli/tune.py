@@ -43,10 +43,10 @@ def run(args: argparse.Namespace) -> int:
     if args.tokens and "batch" in names:
         raise ValueError("--tokens sets token-budget batches, so searching 'batch' changes nothing; "
                          "drop it from --search or leave --tokens at 0")
-    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():   # before the search, not after it
-        raise ValueError(f"--out {args.out} is a file: tune.json goes into a folder")
-    if args.out:
-        Path(args.out).mkdir(parents=True, exist_ok=True)      # a parent that is a file fails now, not at the end
+    if args.out:                               # checked and made before the search, not after it
+        if Path(args.out).exists() and not Path(args.out).is_dir():
+            raise ValueError(f"--out {args.out} is a file: tune.json goes into a folder")
+        Path(args.out).mkdir(parents=True, exist_ok=True)      # a parent that is a file fails here
     data, config, settings = build(args)
     if args.quiet:                             # optuna reports every trial on stderr unless told otherwise
         optuna = require_optuna()
