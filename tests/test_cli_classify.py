@@ -9,8 +9,8 @@ from minitx.__main__ import main
 pytestmark = pytest.mark.usefixtures("one_thread")   # see conftest.py
 
 
-QUICK = ["--data", "xor", "--ntrain", "400", "--nval", "200", "--emb", "8", "--epochs", "2", "--lr", "1e-2",
-         "--batch", "32", "--quiet", "--device", "cpu"]
+BASE = ["--data", "xor", "--ntrain", "400", "--nval", "200", "--epochs", "2", "--quiet", "--device", "cpu"]
+QUICK = [*BASE, "--emb", "8", "--lr", "1e-2", "--batch", "32"]    # tune searches these three: it takes BASE
 
 
 def test_classify_writes_metrics_plot_and_checkpoint(tmp_path, capsys):
@@ -88,7 +88,7 @@ def test_help_names_every_default(capsys):
 def test_tune_writes_trials(tmp_path, capsys):
     pytest.importorskip("optuna")
     out = tmp_path / "tune"
-    assert main(["tune", *QUICK, "--epochs", "1", "--model", "simple", "--pool", "select", "--trials", "2",
+    assert main(["tune", *BASE, "--epochs", "1", "--model", "simple", "--pool", "select", "--trials", "2",
                  "--out", str(out)]) == 0
     result = json.loads((out / "tune.json").read_text())
     assert len(result["trials"]) == 2
@@ -116,7 +116,7 @@ def test_a_diverged_trial_fails_alone_and_a_search_with_none_completed_says_so(d
 
     monkeypatch.setattr(minitx.tune, "train_classifier", train)
     out = tmp_path / "tune"
-    code = main(["tune", *QUICK, "--epochs", "1", "--trials", "3", "--out", str(out)])
+    code = main(["tune", *BASE, "--epochs", "1", "--trials", "3", "--out", str(out)])
     result = json.loads((out / "tune.json").read_text())
     assert [t["state"] for t in result["trials"]][0] == "FAIL" and len(result["trials"]) == 3
     if diverging == "first":
@@ -129,16 +129,48 @@ def test_a_diverged_trial_fails_alone_and_a_search_with_none_completed_says_so(d
 def test_tune_checks_timeout_and_the_out_folder_before_searching(tmp_path, capsys, monkeypatch):
     import minitx.tune
     monkeypatch.setattr(minitx.tune, "train_classifier", lambda *a, **k: pytest.fail("searched"))
-    assert main(["tune", *QUICK, "--timeout", "0"]) == 2
+    assert main(["tune", *BASE, "--timeout", "0"]) == 2
     assert "--timeout must be a positive" in capsys.readouterr().err
     (tmp_path / "afile").write_text("")
-    assert main(["tune", *QUICK, "--out", str(tmp_path / "afile" / "run")]) == 2   # a parent is a file
+    assert main(["tune", *BASE, "--out", str(tmp_path / "afile" / "run")]) == 2   # a parent is a file
 
 
 def test_quiet_tune_prints_no_line_per_trial(tmp_path, capfd):
     pytest.importorskip("optuna")
-    assert main(["tune", *QUICK, "--epochs", "1", "--trials", "2"]) == 0              # QUICK has --quiet
+    assert main(["tune", *BASE, "--epochs", "1", "--trials", "2"]) == 0               # BASE has --quiet
     assert "Trial 0 finished" not in capfd.readouterr().err
+
+
+def test_tune_refuses_a_searched_flag_the_user_set(capsys, monkeypatch):
+    """--lr 0.01 with lr searched was silently overridden by every trial."""
+    import minitx.tune
+    assert main(["tune", *QUICK]) == 2
+    assert "--lr 0.01, --batch 32, --emb 8: searched" in capsys.readouterr().err
+    assert main(["tune", *BASE, "--lr", "0.01", "--search", "lr,emb"]) == 2
+    assert "leave it out of --search (--search emb)" in capsys.readouterr().err
+    monkeypatch.setattr(minitx.tune, "train_classifier", lambda *a, **k: pytest.fail("searched"))
+    with pytest.raises(pytest.fail.Exception, match="searched"):     # a fixed flag not searched is fine
+        main(["tune", *BASE, "--lr", "0.01", "--emb", "8", "--search", "batch", "--trials", "1"])
+
+
+def test_tune_searches_emb_with_heads_that_do_not_divide_the_default_emb(tmp_path):
+    """--heads 8 failed with "emb (300) must be divisible by heads (8)" although emb was searched."""
+    pytest.importorskip("optuna")
+    out = tmp_path / "tune"
+    assert main(["tune", *BASE, "--epochs", "1", "--model", "full", "--heads", "8", "--trials", "2",
+                 "--out", str(out)]) == 0
+    result = json.loads((out / "tune.json").read_text())
+    assert all(t["params"]["emb"] % 8 == 0 for t in result["trials"])
+
+
+def test_tune_api_refuses_heads_that_divide_no_searched_emb():
+    pytest.importorskip("optuna")
+    from minitx.classify import TrainSettings
+    from minitx.config import ClassifierConfig
+    from minitx.tune import tune
+    config = ClassifierConfig(vocab=10, emb=7, heads=7, attention="full")
+    with pytest.raises(ValueError, match="divisible by heads=7"):
+        tune(config, None, TrainSettings())
 
 
 def test_tune_rejects_unknown_search_names(capsys):
@@ -150,7 +182,7 @@ def test_tune_rejects_unknown_search_names(capsys):
     (["--final"], "would tune on the test set"),
     (["--tokens", "512"], "searching 'batch' changes nothing"),
     (["--out", __file__], "is a file: tune.json goes into a folder"),          # said before the search
-    ([*QUICK, "--model", "full", "--heads", "7", "--emb", "7"], "divisible by heads=7"),   # no emb fits 7 heads
+    ([*BASE, "--model", "full", "--heads", "7"], "divisible by heads (7)"),   # no searched emb fits 7 heads
 ])
 def test_tune_refuses_the_test_set_and_a_search_that_changes_nothing(argv, message, capsys):
     assert main(["tune", *argv]) == 2

@@ -1,7 +1,8 @@
 """``python -m minitx tune``: optuna search over learning rate, batch size and embedding size.
 
 Example: ``python -m minitx tune --data synth --model simple --pool select --trials 30 --epochs 5
---out runs/tune-synth``. The other flags are those of ``classify`` and stay fixed during the search.
+--out runs/tune-synth``. The other flags are those of ``classify`` and stay fixed during the search; a flag
+of a searched name (``--lr`` while lr is searched) is an error, since every trial would override it.
 Writes ``tune.json`` (every trial and the best) to ``--out`` and prints the best settings.
 """
 
@@ -26,6 +27,8 @@ def add_parser(subparsers) -> None:
                         help=f"comma-separated names to search, from {sorted(SEARCH_SPACE)}")
     parser.add_argument("--out", default=None, help="folder for tune.json")
     parser.add_argument("--quiet", action="store_true", help="no progress bar, no line per trial")
+    # a searched flag set by the user would be silently overridden by every trial: remember the defaults
+    parser.set_defaults(searchable_defaults={name: parser.get_default(name) for name in SEARCH_SPACE})
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,6 +43,13 @@ def run(args: argparse.Namespace) -> int:
     if args.final:   # with --final the "validation" split is the test set: settings picked on it are biased
         raise ValueError("--final would tune on the test set; tune on the validation split, then train the "
                          "chosen settings once with `python -m minitx classify ... --final`")
+    fixed_by_user = [name for name in names if getattr(args, name) != args.searchable_defaults[name]]
+    if fixed_by_user:
+        flags = ", ".join(f"--{name} {getattr(args, name)}" for name in fixed_by_user)
+        rest = [name for name in names if name not in fixed_by_user]
+        hint = f"--search {','.join(rest)}" if rest else "drop the flags, or search something else"
+        raise ValueError(f"{flags}: searched, so every trial would override it; to keep it fixed, leave it out "
+                         f"of --search ({hint})")
     if args.tokens and "batch" in names:
         raise ValueError("--tokens sets token-budget batches, so searching 'batch' changes nothing; "
                          "drop it from --search or leave --tokens at 0")
@@ -47,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
         if Path(args.out).exists() and not Path(args.out).is_dir():
             raise ValueError(f"--out {args.out} is a file: tune.json goes into a folder")
         Path(args.out).mkdir(parents=True, exist_ok=True)      # a parent that is a file fails here
+    if "emb" in names:   # every trial sets emb; the base config needs a size that --heads divides (not 300 for 8)
+        args.emb = next((emb for emb in SEARCH_SPACE["emb"][1] if emb % args.heads == 0), args.emb)
     data, config, settings = build(args)
     if args.quiet:                             # optuna reports every trial on stderr unless told otherwise
         optuna = require_optuna()
