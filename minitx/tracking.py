@@ -20,7 +20,8 @@ import torch
 def write_atomically(path: str | Path, write: Callable[[str], None]) -> Path:
     """``write(temporary)`` writes a file beside ``path``, which is then renamed to ``path``: a crash never
     leaves half a file, and readers see the old file or the new one. A failed write leaves nothing behind. The
-    file is an ordinary one (mode 0644), not private as `tempfile.mkstemp` makes its files."""
+    file is an ordinary one (mode 0644), not private as `tempfile.mkstemp` makes its files. Its bytes reach the
+    disk before the rename, so a power cut cannot leave an empty file under the old name's place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
@@ -28,6 +29,8 @@ def write_atomically(path: str | Path, write: Callable[[str], None]) -> Path:
     os.chmod(temporary, 0o644)
     try:
         write(temporary)
+        with open(temporary, "ab") as written:     # appending nothing: a writable handle, which Windows needs
+            os.fsync(written.fileno())
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):

@@ -60,6 +60,19 @@ def test_run_files_are_ordinary_files(tmp_path):
     assert json.loads((tmp_path / "metrics.json").read_text()) == {"step": 1}
 
 
+def test_a_written_file_is_synced_to_disk_before_the_rename(tmp_path, monkeypatch):
+    import os
+
+    import minitx.tracking
+    events = []
+    monkeypatch.setattr(minitx.tracking.os, "fsync", lambda fd: events.append(("fsync", os.fstat(fd).st_size)))
+    real_replace = os.replace
+    monkeypatch.setattr(minitx.tracking.os, "replace", lambda a, b: (events.append(("replace",)), real_replace(a, b)))
+    write_json_atomic(tmp_path / "metrics.json", {"step": 1})
+    size = (tmp_path / "metrics.json").stat().st_size
+    assert events == [("fsync", size), ("replace",)]
+
+
 def test_missing_damaged_and_foreign_files_are_clear_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint at"):
         load_checkpoint(tmp_path / "missing.pt")
