@@ -21,7 +21,7 @@ def write_atomically(path: str | Path, write: Callable[[str], None]) -> Path:
     """``write(temporary)`` writes a file beside ``path``, which is then renamed to ``path``: a crash never
     leaves half a file, and readers see the old file or the new one. A failed write leaves nothing behind. The
     file is an ordinary one (mode 0644), not private as `tempfile.mkstemp` makes its files. Its bytes reach the
-    disk before the rename, so a power cut cannot leave an empty file under the old name's place."""
+    disk before the rename, so a power cut cannot leave an empty or partial file under that name."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
