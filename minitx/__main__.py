@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, RuntimeError) as error:      # OSError: missing files, a file where a folder goes
         print(f"minitx {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as interrupt:                   # Ctrl-C: what was saved, not a traceback
+        print(f"minitx {args.command}: interrupted" + (f": {interrupt}" if str(interrupt) else ""), file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -14,7 +14,9 @@ step / steps and elapsed / time_limit, so the decay ends when the time is up wha
 """
 
 import math
+import signal
 import sys
+import threading
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -108,6 +110,32 @@ class Schedule:
         return warm * cosine_decay(self.progress(step, elapsed_s), self.final_fraction)
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped training; the run folder holds a checkpoint of the last finished step."""
+
+
+class _DeferredInterrupt:
+    """While installed, Ctrl-C only sets ``requested``: the training loop finishes its step, saves a
+    checkpoint and stops (a KeyboardInterrupt mid-step would leave nothing, or a half-updated model). A second
+    Ctrl-C interrupts at once. Signal handlers live in the main thread of a single process only."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.requested, self._previous, self._installed = False, None, False
+        if enabled and threading.current_thread() is threading.main_thread():
+            self._previous, self._installed = signal.signal(signal.SIGINT, self._handle), True
+
+    def _handle(self, signum, frame) -> None:
+        self.requested = True
+        self.restore()
+        print("\nCtrl-C: stopping after this step and saving a checkpoint (Ctrl-C again to stop at once)",
+              file=sys.stderr)
+
+    def restore(self) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous)
+            self._installed = False
+
+
 @dataclass
 class TrainResult:
     model: LM                            # uncompiled, in eval mode
@@ -136,6 +164,30 @@ def _restore_series(log: RunLog, saved: dict[str, torch.Tensor]) -> None:
         log.series[name] = [(int(s), float(v)) for s, v in points.tolist()]
 
 
+def earlier_run_files(out: str | Path) -> list[str]:
+    """The files of an earlier run in ``out`` that a new run would overwrite: its checkpoint and metrics."""
+    return [name for name in (CHECKPOINT, "metrics.json") if (Path(out) / name).exists()]
+
+
+def check_run_folder(out: str | Path | None, resume: bool) -> None:
+    """Refuse, before anything runs, what would lose work or fail late: ``out`` a file, a folder that already
+    holds a run when not resuming (its checkpoint and metrics would be overwritten), a resume without a
+    checkpoint."""
+    if out is None:
+        if resume:
+            raise ValueError("--resume needs --out: the run folder that holds checkpoint.pt")
+        return
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"the run folder {out} is a file")
+    if resume and not (out / CHECKPOINT).is_file():
+        raise FileNotFoundError(f"--resume: no checkpoint at {out / CHECKPOINT}; start without --resume")
+    found = earlier_run_files(out)
+    if found and not resume:
+        raise FileExistsError(f"{out} already holds a run ({', '.join(found)}): --resume to continue it, or "
+                              "give another --out (or delete the folder) to start afresh")
+
+
 def train_lm(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: LMTrainSettings | None = None,
              *, i2c: list[str] | None = None, out: str | Path | None = None, resume: bool = False,
              floor: float | None = None, quiet: bool = False) -> TrainResult:
@@ -146,6 +198,7 @@ def train_lm(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings:
     """
     settings = settings or LMTrainSettings()
     settings.validate()
+    check_run_folder(out, resume)
     check_context(config.context, None)
     if len(train) < config.context + 1 or len(val) < config.context + 1:
         raise ValueError(f"train ({len(train)}) and val ({len(val)}) streams must be longer than the context "
@@ -160,15 +213,18 @@ def train_lm(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings:
         raise ValueError(f"the samples' seeds are {settings.seed_length} characters of val, which has only "
                          f"{len(val)}; pass a smaller seed_length")
     info = distributed.setup(settings.device)
+    interrupt = _DeferredInterrupt(enabled=out is not None and info.world_size == 1)
     try:
-        return _train(config, train, val, settings, info, i2c=i2c, out=out, resume=resume, floor=floor, quiet=quiet)
+        return _train(config, train, val, settings, info, interrupt, i2c=i2c, out=out, resume=resume, floor=floor,
+                      quiet=quiet)
     finally:
+        interrupt.restore()
         distributed.teardown()
 
 
 def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: LMTrainSettings,
-           info: distributed.DistInfo, *, i2c: list[str] | None, out: str | Path | None, resume: bool,
-           floor: float | None, quiet: bool) -> TrainResult:
+           info: distributed.DistInfo, interrupt: _DeferredInterrupt, *, i2c: list[str] | None,
+           out: str | Path | None, resume: bool, floor: float | None, quiet: bool) -> TrainResult:
     device, is_main = info.device, info.is_main
     seed_everything(settings.seed)
     model = LM(config, generator=torch.Generator().manual_seed(settings.seed)).to(device)
@@ -177,8 +233,6 @@ def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: L
                         None if settings.time_limit is None else settings.time_limit * 60, settings.final_lr_fraction)
     out = None if out is None else Path(out)
     checkpoint_path = None if out is None else out / CHECKPOINT
-    if resume and (checkpoint_path is None or not checkpoint_path.is_file()):   # before the run folder is made
-        raise FileNotFoundError(f"--resume: no checkpoint at {checkpoint_path}; start without --resume")
     log = RunLog(out if is_main else None, {"model": config.to_dict(), "train": asdict(settings),
                                             "world_size": info.world_size})
     samples: list[list] = []
@@ -196,8 +250,12 @@ def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: L
         optimizer.load_state_dict(saved["optimizer"])
         step, elapsed, samples = saved["step"], saved["elapsed_s"], saved["samples"]
         if step >= settings.steps or (settings.time_limit is not None and elapsed >= settings.time_limit * 60):
-            raise ValueError(f"the run in {out} already ended (step {step}, {elapsed:.0f} s); raise --steps or "
-                             "--time-limit to train it further")
+            if settings.final_eval == "none":
+                raise ValueError(f"the run in {out} already ended (step {step}, {elapsed:.0f} s); raise --steps "
+                                 "or --time-limit to train it further")
+            if not quiet:        # e.g. its final evaluation was interrupted: the one thing left to do
+                print(f"the run in {out} already ended (step {step}, {elapsed:.0f} s): only its final evaluation "
+                      "runs (raise --steps or --time-limit to train it further)", file=sys.stderr)
         restore_random_state(saved["random"], generators)
         if not is_main:  # the checkpoint holds rank 0's data stream: other ranks draw fresh, distinct batches
             generators["data"] = distributed.rank_generator(settings.seed + step, info)
@@ -234,7 +292,7 @@ def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: L
     window_norm = torch.zeros((), device=device)
     window_steps, last_checkpoint, window_start = 0, step, elapsed
     tokens_per_step = settings.batch * settings.accumulate * config.context * info.world_size
-    stopping = False
+    stopping = step >= settings.steps or schedule.progress(step, elapsed) >= 1.0    # a resumed run that ended
     clock = time.time() - elapsed      # so that time.time() - clock counts on from a resumed run's elapsed time
     # A run on the clock shows the clock (seconds of the time limit), not a step count whose end it never reaches.
     by_clock = settings.time_limit is not None
@@ -271,7 +329,8 @@ def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: L
             elapsed = distributed.average(time.time() - clock, info)
         bar.update(min(round(elapsed), bar.total) - bar.n if by_clock else 1)
         stopping = step >= settings.steps or schedule.progress(step, elapsed) >= 1.0
-        if not (logging or stopping):
+        interrupted = interrupt.requested and not stopping
+        if not (logging or stopping or interrupted):
             continue
         # Logging interval: the only place the host waits for the device.
         mean_loss = distributed.average(window_loss.item(), info) / window_steps
@@ -291,11 +350,13 @@ def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: L
         window_loss.zero_()
         window_norm.zero_()
         window_steps = 0
-        if is_main and (step % settings.eval_every == 0 or step % settings.sample_every == 0 or stopping):
+        due = step % settings.eval_every == 0 or step % settings.sample_every == 0 or stopping
+        if is_main and due:
             evaluate_and_sample()
+        if is_main and (due or interrupted):
             write_run_files()
         if is_main and checkpoint_path is not None and (step - last_checkpoint >= settings.checkpoint_every
-                                                        or stopping):
+                                                        or stopping or interrupted):
             save_checkpoint(checkpoint_path, {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
                 "elapsed_s": elapsed, "config": config.to_dict(), "settings": asdict(settings),
@@ -303,8 +364,13 @@ def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: L
                 "vocab": i2c,
             })
             last_checkpoint = step
+        if interrupted:
+            bar.close()
+            raise TrainingInterrupted(f"stopped at step {step}, saved in {checkpoint_path}; --resume with the "
+                                      "same flags continues the run")
         window_start = time.time() - clock      # evaluation and checkpoint time is not training throughput
     bar.close()
+    interrupt.restore()                         # from here on Ctrl-C stops at once: the checkpoint is written
 
     model.eval()
     summary = {"train_time_s": round(elapsed, 1), "threads": torch.get_num_threads()}

@@ -21,3 +21,22 @@ def test_unknown_command_exits_with_usage_error():
     with pytest.raises(SystemExit) as exit_info:
         main(["no-such-command"])
     assert exit_info.value.code == 2
+
+
+def test_the_default_demo_folder_never_overwrites_an_earlier_run(tmp_path, capsys):
+    """A second `python -m minitx demo` replaced the first's run folder; an --out holding a run is refused
+    before the first part trains."""
+    from minitx.cli.demo import fresh_run_folder
+
+    base = tmp_path / "demo"
+    assert fresh_run_folder(base) == base
+    base.mkdir()
+    (base / "metrics.json").write_text("{}")
+    (tmp_path / "demo-2").mkdir()
+    (tmp_path / "demo-2" / "checkpoint.pt").write_bytes(b"")
+    assert fresh_run_folder(base) == tmp_path / "demo-3"
+    assert main(["demo", "--quick", "--out", str(base)]) == 2
+    captured = capsys.readouterr()
+    assert "already holds a run (metrics.json)" in captured.err and "XOR" not in captured.out
+    assert main(["demo", "--quick", "--minutes", "0"]) == 2
+    assert "--minutes must be positive" in capsys.readouterr().err

@@ -160,6 +160,77 @@ def test_resuming_with_another_config_is_a_clear_error_and_changes_nothing(tmp_p
     assert (tmp_path / CHECKPOINT).read_bytes() == before
 
 
+def test_a_folder_that_holds_a_run_is_refused_without_resume(tmp_path):
+    """A second run with the same out used to overwrite the first's checkpoint and metrics."""
+    run(out=tmp_path, steps=2, final_eval="none")
+    before = (tmp_path / CHECKPOINT).read_bytes()
+    with pytest.raises(FileExistsError, match=r"already holds a run \(checkpoint.pt, metrics.json\)"):
+        run(out=tmp_path, steps=4)
+    assert (tmp_path / CHECKPOINT).read_bytes() == before
+
+
+def test_resuming_a_run_that_ended_runs_only_its_final_evaluation(tmp_path):
+    """An interrupted final evaluation could not be redone: --resume said the run had ended."""
+    trained = run(out=tmp_path, steps=3, final_eval="none")
+    again = run(out=tmp_path, steps=3, final_eval="exact", resume=True)
+    assert again.step == 3 and again.log.series["train/bits"] == trained.log.series["train/bits"]
+    for (name, a), b in zip(trained.model.state_dict().items(), again.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name                                   # no training step taken
+    assert json.loads((tmp_path / "metrics.json").read_text())["final_exact_bits"] > 0
+
+
+def loss_with_ctrl_c_at(calls: list, *at: int):
+    """lm_loss that sends this process SIGINT (Ctrl-C) on its calls numbered ``at`` (1-based; a number twice:
+    two Ctrl-C in that call)."""
+    import signal
+
+    def loss(logits, targets):
+        calls.append(1)
+        for _ in range(at.count(len(calls))):
+            signal.raise_signal(signal.SIGINT)
+        return lm_loss(logits, targets)
+    return loss
+
+
+def test_ctrl_c_saves_the_step_and_resume_continues_as_if_uninterrupted(tmp_path, monkeypatch):
+    """Ctrl-C used to end the run with a traceback, losing every step since the last checkpoint."""
+    import signal
+
+    whole = run(out=tmp_path / "whole", final_eval="none", checkpoint_every=100)
+    monkeypatch.setattr(lm_train, "lm_loss", loss_with_ctrl_c_at([], 4))
+    with pytest.raises(lm_train.TrainingInterrupted, match="stopped at step 4, saved in"):
+        run(out=tmp_path / "split", final_eval="none", checkpoint_every=100)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler            # the handler is put back
+    assert load_checkpoint(tmp_path / "split" / CHECKPOINT)["step"] == 4
+    assert json.loads((tmp_path / "split" / "metrics.json").read_text())["step"] == 4
+    monkeypatch.setattr(lm_train, "lm_loss", lm_loss)
+    resumed = run(out=tmp_path / "split", resume=True, final_eval="none", checkpoint_every=100)
+    assert resumed.log.series["train/bits"] == whole.log.series["train/bits"]
+    assert resumed.log.series["val/bits"] == whole.log.series["val/bits"]
+    for (name, a), b in zip(whole.model.state_dict().items(), resumed.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    # a second Ctrl-C stops at once (mid-step), as Ctrl-C usually does
+    monkeypatch.setattr(lm_train, "lm_loss", loss_with_ctrl_c_at([], 2, 2))
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        run(out=tmp_path / "twice", final_eval="none")
+    assert not isinstance(stopped.value, lm_train.TrainingInterrupted)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_the_lm_command_reports_an_interrupted_run_without_a_traceback(tmp_path, capsys, monkeypatch):
+    import minitx.cli.lm
+    from minitx.__main__ import main
+
+    def interrupted(*args, **kwargs):
+        raise lm_train.TrainingInterrupted("stopped at step 5, saved in run/checkpoint.pt")
+
+    monkeypatch.setattr(minitx.cli.lm, "train_lm", interrupted)
+    text = tmp_path / "text.txt"
+    text.write_text("abc " * 100)
+    assert main(["lm", "--data", str(text), "--context", "8"]) == 130
+    assert "minitx lm: interrupted: stopped at step 5" in capsys.readouterr().err
+
+
 def test_a_warmup_as_long_as_the_run_warns():
     with pytest.warns(UserWarning, match="never reaches lr"):
         settings(steps=20, warmup=500).validate()
@@ -223,8 +294,10 @@ def test_the_lm_command_on_a_local_file_then_sample_from_it(tmp_path, capsys):
     assert capsys.readouterr().out.startswith("[the ]")
     assert main(["lm", "--data", str(text), "--resume"]) == 2
     assert "--resume needs --out" in capsys.readouterr().err
-    assert main(["lm", *flags, "--resume"]) == 2                  # the run is at its --steps: nothing to add
+    assert main(["lm", *flags, "--final-eval", "none", "--resume"]) == 2   # at its --steps: nothing to add
     assert "already ended (step 3" in capsys.readouterr().err
+    assert main(["lm", *flags]) == 2                              # without --resume: refused, not overwritten
+    assert "already holds a run (checkpoint.pt, metrics.json): --resume" in capsys.readouterr().err
     assert main(["lm", *flags[:-1], str(text)]) == 2              # --out is a file: one line, no traceback
     assert "error:" in capsys.readouterr().err
 

@@ -8,6 +8,7 @@
 """
 
 import argparse
+import itertools
 from pathlib import Path
 
 import torch
@@ -16,7 +17,7 @@ from .. import LMConfig
 from ..classify import TrainSettings, load_dataset, model_config, train_classifier
 from ..data import load_toy, random_slices
 from ..grammar import accepted_fraction, toy_entropy_floor
-from ..lm_train import LMTrainSettings, train_lm
+from ..lm_train import CHECKPOINT, LMTrainSettings, check_run_folder, earlier_run_files, train_lm
 from ..sample import decode, sample, with_seed_in_brackets
 from . import HelpFormatter
 
@@ -26,14 +27,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "demo", help="train small transformers on generated data (a few minutes on a CPU)",
         description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--minutes", type=float, default=3.0, help="training time for the character model")
-    parser.add_argument("--out", default="runs/demo", help="run folder for the character model's curves and samples")
+    parser.add_argument("--out", default=None,
+                        help="run folder for the character model's curves, samples and checkpoint "
+                             "(default: runs/demo, or runs/demo-2, -3, ... where that holds a run already)")
     parser.add_argument("--quick", action="store_true", help="a seconds-long smoke run (tests use it)")
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.minutes > 0:                 # checked before part 1, not after it
+        raise ValueError(f"--minutes must be positive, got {args.minutes}")
+    out = Path(args.out) if args.out is not None else fresh_run_folder(Path("runs/demo"))
+    check_run_folder(out, resume=False)      # a run already there is refused now, not after part 1
     classify_demo(quick=args.quick)
-    lm_demo(Path(args.out), minutes=args.minutes, quick=args.quick)
+    lm_demo(out, minutes=args.minutes, quick=args.quick)
     return 0
+
+
+def fresh_run_folder(base: Path) -> Path:
+    """``base``, or the first of ``base-2``, ``base-3``, ... that holds no run: a second demo keeps the first's."""
+    candidates = (base if n == 1 else base.with_name(f"{base.name}-{n}") for n in itertools.count(1))
+    return next(c for c in candidates if not earlier_run_files(c))
 
 
 def classify_demo(quick: bool) -> None:
@@ -69,4 +82,4 @@ def lm_demo(out: Path, minutes: float, quick: bool) -> None:
     print(f"  sample (16-character seed in brackets): {with_seed_in_brackets(tokens[:200], len(seed), i2c)}")
     if checked:
         print(f"  sentences of the sample that the grammar accepts: {accepted:.0%} of {checked}")
-    print(f"  curves (curves.png), metrics.json and TensorBoard logs are in {out}/")
+    print(f"  curves (curves.png), metrics.json, TensorBoard logs and the model ({CHECKPOINT}) are in {out}/")

@@ -9,7 +9,7 @@ Data-parallel: ``torchrun --standalone --nproc_per_node=N -m minitx lm ...``.
 import argparse
 
 from ..config import LMConfig
-from ..lm_train import LMTrainSettings, load_lm_data, train_lm
+from ..lm_train import LMTrainSettings, check_run_folder, load_lm_data, train_lm
 from . import HelpFormatter, set_threads
 
 
@@ -60,8 +60,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.resume and args.out is None:
-        raise ValueError("--resume needs --out: the run folder that holds checkpoint.pt")
+    check_run_folder(args.out, args.resume)      # before the data loads
     set_threads(args.threads)
     (train, val), (i2c, _) = load_lm_data(args.data)
     config = LMConfig(vocab=len(i2c), emb=args.emb, heads=args.heads, depth=args.depth, context=args.context,
