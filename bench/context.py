@@ -4,8 +4,9 @@
 
 The model is workload B's character LM (emb 128, 4 heads, 4 blocks). Every step processes the same number of
 tokens (batch = tokens // context), so the per-token cost stays flat where the position-wise layers dominate and
-grows linearly with context once attention's (context x context) scores do; the scratch path stores those scores
-for the backward pass, so its memory grows with them too.
+grows linearly with context once attention's (context x context) scores do. Neither attention path keeps those
+scores for the backward pass: the scratch path works through them 64 query rows at a time and recomputes them
+in the backward pass, the fused kernel (sdpa) holds one block of them at a time.
 """
 
 import argparse
