@@ -13,6 +13,7 @@ A run with ``time_limit`` (minutes) schedules by the clock: the schedule's progr
 step / steps and elapsed / time_limit, so the decay ends when the time is up whatever the machine's speed.
 """
 
+import hashlib
 import math
 import signal
 import sys
@@ -155,6 +156,34 @@ def lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return total / targets.numel()
 
 
+# The settings that decide what a run computes; the others (logging, evaluation, sampling, checkpoints,
+# device) may change on --resume without changing the training.
+TRAINING_SETTINGS = ("batch", "steps", "lr", "warmup", "final_lr_fraction", "weight_decay", "clip", "accumulate",
+                     "time_limit", "amp", "seed")
+
+
+def data_identity(train: torch.Tensor, val: torch.Tensor) -> dict:
+    """Token counts and a checksum of the two streams: a resumed run must train on the data it started on."""
+    digest = hashlib.sha256()
+    for stream in (train, val):
+        digest.update(stream.contiguous().cpu().numpy())
+    return {"train_tokens": len(train), "val_tokens": len(val), "sha256": digest.hexdigest()}
+
+
+def _check_resume(saved: dict, data: dict, settings: LMTrainSettings, path: Path) -> None:
+    """Other data is an error (the run would go on training on something else); other training settings
+    are a warning (a deliberate change, say a higher --steps, but the run is no longer the uninterrupted one)."""
+    if saved.get("data", data) != data:       # checkpoints before this check hold no "data"
+        raise ValueError(f"{path} was trained on other data ({saved['data']['train_tokens']:,} training tokens, "
+                         f"sha256 {saved['data']['sha256'][:12]}...; now {data['train_tokens']:,}, "
+                         f"{data['sha256'][:12]}...): resume with the same --data")
+    changed = [f"{name} {saved['settings'][name]} -> {getattr(settings, name)}" for name in TRAINING_SETTINGS
+               if name in saved["settings"] and saved["settings"][name] != getattr(settings, name)]
+    if changed:
+        warnings.warn(f"resuming with other training settings than the run's ({', '.join(changed)}): the "
+                      "learning-rate schedule and batches follow the new ones from here", stacklevel=3)
+
+
 def _series_to_tensors(log: RunLog) -> dict[str, torch.Tensor]:
     return {name: torch.tensor(points, dtype=torch.float64) for name, points in log.series.items()}
 
@@ -233,7 +262,8 @@ def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: L
                         None if settings.time_limit is None else settings.time_limit * 60, settings.final_lr_fraction)
     out = None if out is None else Path(out)
     checkpoint_path = None if out is None else out / CHECKPOINT
-    log = RunLog(out if is_main else None, {"model": config.to_dict(), "train": asdict(settings),
+    data = data_identity(train, val)
+    log = RunLog(out if is_main else None, {"model": config.to_dict(), "train": asdict(settings), "data": data,
                                             "world_size": info.world_size})
     samples: list[list] = []
     step, elapsed = 0, 0.0
@@ -246,6 +276,7 @@ def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: L
     if resume:
         saved = load_checkpoint(checkpoint_path, map_location=device)
         check_config(saved["config"], config.to_dict(), checkpoint_path)
+        _check_resume(saved, data, settings, checkpoint_path)
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         step, elapsed, samples = saved["step"], saved["elapsed_s"], saved["samples"]
@@ -361,7 +392,7 @@ def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: L
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
                 "elapsed_s": elapsed, "config": config.to_dict(), "settings": asdict(settings),
                 "random": random_state(generators), "series": _series_to_tensors(log), "samples": samples,
-                "vocab": i2c,
+                "vocab": i2c, "data": data,
             })
             last_checkpoint = step
         if interrupted:

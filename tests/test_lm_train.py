@@ -231,6 +231,20 @@ def test_the_lm_command_reports_an_interrupted_run_without_a_traceback(tmp_path,
     assert "minitx lm: interrupted: stopped at step 5" in capsys.readouterr().err
 
 
+def test_resuming_on_other_data_is_an_error_and_other_settings_a_warning(tmp_path):
+    """--resume with another --data file went on training on it, silently; metrics.json did not say which."""
+    run(out=tmp_path, steps=2, final_eval="none")
+    before = (tmp_path / CHECKPOINT).read_bytes()
+    other = torch.flip(STREAM, [0])                                   # the same tokens, in another order
+    with pytest.raises(ValueError, match="trained on other data .* resume with the same --data"):
+        run(out=tmp_path, resume=True, stream=other, steps=4, final_eval="none")
+    assert (tmp_path / CHECKPOINT).read_bytes() == before
+    recorded = json.loads((tmp_path / "metrics.json").read_text())["config"]["data"]
+    assert recorded == lm_train.data_identity(STREAM, STREAM[:100]) and recorded["train_tokens"] == len(STREAM)
+    with pytest.warns(UserWarning, match=r"other training settings than the run's \(steps 2 -> 3, lr 0.01 -> 0.02\)"):
+        run(out=tmp_path, resume=True, steps=3, lr=0.02, final_eval="none")
+
+
 def test_a_warmup_as_long_as_the_run_warns():
     with pytest.warns(UserWarning, match="never reaches lr"):
         settings(steps=20, warmup=500).validate()
