@@ -165,8 +165,59 @@ def test_load_imdb_downloads_through_the_cache(server, cache, monkeypatch):
 def test_load_wp_downloads_through_the_cache(server, cache, monkeypatch):
     data = bytes(range(256)) * 4
     monkeypatch.setattr(minitx.data.wikipedia, "ENWIK8_URL", server.serve("enwik8.gz", gzip.compress(data)))
+    monkeypatch.setattr(minitx.data.wikipedia, "ENWIK8_BYTES", len(data))
     (train, val), _ = load_wp(split=(50, 25, 25))
     assert bytes(train.tolist()) + bytes(val.tolist()) == data[:768]
+
+
+@pytest.mark.parametrize(("body", "problem"), [
+    (b"<!DOCTYPE html><html>Sign in to continue</html>", "is not a gzip file"),      # saved as enwik8.gz
+    (gzip.compress(b"x" * 5000), "holds 5,000 bytes, not enwik8's 100,000,000"),     # some other gzip file
+], ids=["html-page", "other-gzip"])
+def test_a_download_that_is_not_enwik8_is_refused_and_deleted(server, cache, monkeypatch, body, problem):
+    """An HTML page served in enwik8's place used to be cached and trained on as if it were the data."""
+    monkeypatch.setattr(minitx.data.wikipedia, "ENWIK8_URL", server.serve(f"enwik8-{len(body)}.gz", body))
+    with pytest.raises(CorruptFileError, match=f"{problem}.*deleted"):
+        load_wp()
+    assert leftovers(cache) == []
+
+
+def test_load_wp_reads_the_one_file_of_a_zip_archive(tmp_path):
+    """enwik8's usual download is enwik8.zip: its compressed bytes used to be trained on."""
+    import zipfile
+
+    data = bytes(range(256)) * 2
+    with zipfile.ZipFile(tmp_path / "enwik8.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("enwik8", data)
+    (train, val), _ = load_wp(path=tmp_path / "enwik8.zip", split=(50, 50, 0))
+    assert bytes(train.tolist()) + bytes(val.tolist()) == data
+    with zipfile.ZipFile(tmp_path / "two.zip", "w") as archive:
+        archive.writestr("a", b"1")
+        archive.writestr("b", b"2")
+    with pytest.raises(CorruptFileError, match="zip archive of 2 files"):
+        load_wp(path=tmp_path / "two.zip")
+
+
+def test_an_html_page_cached_as_the_imdb_pickle_is_named_and_deleted(server, cache, monkeypatch, tmp_path):
+    monkeypatch.setattr(minitx.data.imdb, "IMDB_URL", server.serve("imdb-html.pkl", b"<html>Not found</html>"))
+    with pytest.raises(CorruptFileError, match="not a complete pickle.*HTML page.*deleted"):
+        load_imdb()
+    assert leftovers(cache) == []                     # the next call downloads afresh instead of failing again
+    tsv = tmp_path / "reviews.tsv"
+    tsv.write_text("train\t1\t0\ta fine film\n")
+    with pytest.raises(CorruptFileError, match="tab-separated text: read the raw reviews with .*load_imdb_raw"):
+        load_imdb(path=tsv)
+
+
+def test_a_tilde_in_the_cache_variable_or_a_path_means_home(tmp_path, monkeypatch):
+    """MINITX_DATA='~/data' (quoted, so the shell keeps the ~) made a folder named '~' in the working one."""
+    from minitx.data.download import cache_dir
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("MINITX_DATA", "~/mtx")
+    assert cache_dir() == tmp_path / "mtx"
+    (tmp_path / "mine.bin").write_bytes(b"1")
+    assert fetch("http://127.0.0.1:9/unused", path="~/mine.bin") == tmp_path / "mine.bin"
 
 
 class Exploit:

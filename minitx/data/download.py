@@ -11,16 +11,19 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.client
+import io
 import os
 import sys
 import tempfile
 import urllib.error
+import zipfile
 import zlib
 from pathlib import Path
 
 import wget
 
 GZIP_MAGIC = b"\x1f\x8b"
+ZIP_MAGIC = b"PK\x03\x04"
 
 
 class DownloadError(RuntimeError):
@@ -33,7 +36,7 @@ class CorruptFileError(RuntimeError):
 
 def cache_dir() -> Path:
     """The directory downloads are kept in: ``$MINITX_DATA`` if set, else ``~/.cache/minitx``."""
-    return Path(os.environ.get("MINITX_DATA") or Path.home() / ".cache" / "minitx")
+    return Path(os.environ.get("MINITX_DATA") or Path.home() / ".cache" / "minitx").expanduser()  # '~/data' quoted
 
 
 def fetch(
@@ -50,7 +53,7 @@ def fetch(
     ``sha256`` (hex), when given, are checked on the downloaded file and on a cached copy.
     """
     if path is not None:
-        path = Path(path)
+        path = Path(path).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"No data file at {path}" + (" (it is a directory)" if path.is_dir() else ""))
         return path
@@ -59,7 +62,7 @@ def fetch(
     if target.exists():
         problem = _mismatch(target, size, sha256)
         if problem:
-            raise CorruptFileError(_damaged(target, problem))
+            raise CorruptFileError(damaged(target, problem))
         return target
 
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -85,20 +88,41 @@ def fetch(
     return target
 
 
-def read_bytes(path: str | os.PathLike) -> bytes:
-    """The contents of ``path``, gunzipped when it is a gzip file (recognised by its magic bytes).
+def read_bytes(path: str | os.PathLike, gzipped: bool = False) -> bytes:
+    """The contents of ``path``, gunzipped when it is a gzip file (recognised by its magic bytes), the one
+    file inside when it is a zip archive (enwik8's usual download is ``enwik8.zip``).
 
-    A truncated or damaged gzip stream raises :class:`CorruptFileError`; if the file is in the cache it is
-    deleted first, so the next call downloads a fresh copy.
+    ``gzipped=True`` (a download whose URL names a gzip file) makes anything else an error: a server's HTML
+    error page saved in its place. That, a truncated or damaged gzip stream or zip archive raises
+    :class:`CorruptFileError`; if the file is in the cache it is deleted first, so the next call downloads a
+    fresh copy.
     """
     path = Path(path)
     raw = path.read_bytes()
+    if raw.startswith(ZIP_MAGIC):
+        return _only_member(path, raw)
     if not raw.startswith(GZIP_MAGIC):
+        if gzipped:
+            raise CorruptFileError(damaged(path, f"is not a gzip file (it begins {raw[:20]!r}: an error page "
+                                                  "saved in its place?)"))
         return raw
     try:
         return gzip.decompress(raw)
     except (EOFError, gzip.BadGzipFile, zlib.error) as e:
-        raise CorruptFileError(_damaged(path, f"is not a complete gzip file ({e})")) from e
+        raise CorruptFileError(damaged(path, f"is not a complete gzip file ({e})")) from e
+
+
+def _only_member(path: Path, raw: bytes) -> bytes:
+    """The one file in the zip archive ``raw`` (read from ``path``)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+            members = [info for info in archive.infolist() if not info.is_dir()]
+            if len(members) != 1:
+                raise CorruptFileError(f"{path} is a zip archive of {len(members)} files; unpack it and give "
+                                       "the path of the one to read")
+            return archive.read(members[0])
+    except (zipfile.BadZipFile, EOFError, zlib.error) as e:
+        raise CorruptFileError(damaged(path, f"is not a complete zip archive ({e})")) from e
 
 
 def _mismatch(path: Path, size: int | None, sha256: str | None) -> str | None:
@@ -113,7 +137,7 @@ def _mismatch(path: Path, size: int | None, sha256: str | None) -> str | None:
     return None
 
 
-def _damaged(path: Path, problem: str) -> str:
+def damaged(path: Path, problem: str) -> str:
     """Delete ``path`` if it lives in the cache (it would be reused otherwise) and describe what happened."""
     if path.resolve().parent == cache_dir().resolve():
         path.unlink(missing_ok=True)

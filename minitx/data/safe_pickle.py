@@ -11,9 +11,10 @@ from __future__ import annotations
 import io
 import os
 import pickle
+from pathlib import Path
 from typing import Any
 
-from minitx.data.download import CorruptFileError, read_bytes
+from minitx.data.download import CorruptFileError, damaged, read_bytes
 
 
 class UnsafePickleError(pickle.UnpicklingError):
@@ -42,4 +43,15 @@ def load_pickle(path: str | os.PathLike) -> Any:
     except UnsafePickleError:
         raise
     except (pickle.UnpicklingError, EOFError, ValueError) as e:
-        raise CorruptFileError(f"{path} is not a complete pickle ({e}).") from e
+        raise CorruptFileError(damaged(Path(path), f"is not a complete pickle ({e}){_looks_like(data)}")) from e
+
+
+def _looks_like(data: bytes) -> str:
+    """A hint at what a file that is no pickle is instead."""
+    head = data[:200].lstrip().lower()
+    if head.startswith((b"<!doctype", b"<html")):
+        return "; it is an HTML page (an error or login page saved in its place?)"
+    if b"\t" in head and b"\n" in data[:100_000]:
+        return ("; it looks like tab-separated text: read the raw reviews with minitx.data.load_imdb_raw, the "
+                "pickle with load_imdb")
+    return ""

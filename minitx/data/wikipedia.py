@@ -7,14 +7,16 @@ import os
 import numpy as np
 import torch
 
-from minitx.data.download import fetch, read_bytes
+from minitx.data.download import CorruptFileError, damaged, fetch, read_bytes
 
 ENWIK8_URL = "https://codeberg.org/pbm/former/raw/branch/master/data/enwik8.gz"
+ENWIK8_BYTES = 100_000_000
 
 
 def load_wp(path: str | os.PathLike | None = None, split: tuple[float, float, float] = (90, 5, 5),
             final: bool = False) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[list[str], dict[str, int]]]:
-    """``(train, val), (i2t, t2i)``: enwik8 (downloaded on first use) or any local byte file, gzipped or not.
+    """``(train, val), (i2t, t2i)``: enwik8 (downloaded on first use) or any local byte file: plain, gzipped,
+    or the one file of a zip archive.
 
     enwik8 decompresses to 100,000,000 bytes; the course splits it 90/5/5.
 
@@ -26,7 +28,10 @@ def load_wp(path: str | os.PathLike | None = None, split: tuple[float, float, fl
     """
     if len(split) != 3 or min(split) < 0 or sum(split) <= 0:
         raise ValueError(f"split must be three non-negative proportions (train, val, test), got {split}")
-    data = read_bytes(fetch(ENWIK8_URL, path))
+    source = fetch(ENWIK8_URL, path)
+    data = read_bytes(source, gzipped=path is None)
+    if path is None and len(data) != ENWIK8_BYTES:      # a download that is some other file
+        raise CorruptFileError(damaged(source, f"holds {len(data):,} bytes, not enwik8's {ENWIK8_BYTES:,}"))
     # (n,) uint8; bytearray makes the buffer writable, as torch.from_numpy expects.
     stream = torch.from_numpy(np.frombuffer(bytearray(data), dtype=np.uint8))
     n, total = len(stream), sum(split)
