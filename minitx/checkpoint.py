@@ -7,6 +7,7 @@ draws from (torch CPU, CUDA if any, the named generators: data, evaluation, samp
 to a temporary file and renamed over the old one, so a crash mid-write never destroys the last good checkpoint.
 """
 
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +49,22 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises several types for a damaged or foreign file
-        raise ValueError(f"{path} is not a readable minitx checkpoint: {error}") from error
+        raise ValueError(f"{path} is not a readable minitx checkpoint: {_unreadable(path, error)}") from error
     if not isinstance(payload, dict) or "model" not in payload or "config" not in payload:
         raise ValueError(f"{path} is not a minitx checkpoint (no 'model'/'config' entries)")
     return payload
+
+
+def _unreadable(path: Path, error: Exception) -> str:
+    """Why torch.load failed, in a line. Not torch's own advice to load with weights_only=False: that would
+    run whatever code a foreign file holds."""
+    head = path.read_bytes()[:8]
+    if not head:
+        return "the file is empty"
+    if not zipfile.is_zipfile(path):     # torch.save writes a zip archive
+        what = "a zip archive cut short" if head.startswith(b"PK") else f"not one torch.save wrote (it begins {head!r})"
+        return f"it is {what}"
+    return str(error).strip().splitlines()[0]
 
 
 def check_config(saved: dict, wanted: dict, path: str | Path) -> None:

@@ -19,10 +19,10 @@ def pick_device(requested: str | None = None) -> torch.device:
     """
     if requested not in (None, "auto"):
         device = torch.device(requested)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError(f"device {requested!r} was asked for but CUDA is not available here")
-        if device.type == "mps" and not torch.backends.mps.is_available():
-            raise RuntimeError(f"device {requested!r} was asked for but Apple MPS is not available here")
+        # torch.cuda, torch.xpu, ...: each accelerator's module says whether it is usable (MPS's lives elsewhere)
+        backend = torch.backends.mps if device.type == "mps" else getattr(torch, device.type, None)
+        if device.type != "cpu" and not (hasattr(backend, "is_available") and backend.is_available()):
+            raise RuntimeError(f"device {requested!r} was asked for but {device.type} is not available here")
         return device
     if torch.cuda.is_available():
         return torch.device("cuda")

@@ -67,7 +67,7 @@ def pick_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None 
     place; each is unlikely, but a long sample draws many tokens. Dropping that tail does not sharpen the
     rest, as a lower temperature does.
     """
-    if temperature < 0:
+    if not temperature >= 0:           # NaN too
         raise ValueError(f"temperature must be >= 0, got {temperature}")
     check_epsilon(epsilon)
     if temperature == 0:

@@ -129,7 +129,7 @@ class RunLog:
             ax.legend(fontsize=8)
         fig.tight_layout()
         path = self.out / filename
-        fig.savefig(path, dpi=110)
+        write_atomically(path, lambda temporary: fig.savefig(temporary, dpi=110, format="png"))  # never half a PNG
         plt.close(fig)
         return path
 

@@ -1,6 +1,7 @@
 """Checkpoints: atomic writes, safe loading, clear errors; and the sample command's bad-input messages."""
 
 import json
+import re
 import stat
 
 import pytest
@@ -84,6 +85,20 @@ def test_missing_damaged_and_foreign_files_are_clear_errors(tmp_path):
         load_checkpoint(tmp_path / "foreign.pt")
 
 
+def test_an_unreadable_checkpoint_says_why_in_a_line_without_unsafe_advice(tmp_path):
+    """torch's message for a foreign file advises weights_only=False (running the file's code) and 'file an
+    issue'; an empty file gave no reason, a truncated one '[Errno 22] Invalid argument'."""
+    whole = save_checkpoint(tmp_path / "c.pt", payload(LM(CONFIG))).read_bytes()
+    cases = {"empty.pt": (b"", "the file is empty"),
+             "metrics.json": (b'{"step": 3}', "it is not one torch.save wrote (it begins b'{\"step\":')"),
+             "cut.pt": (whole[: len(whole) // 2], "it is a zip archive cut short")}
+    for name, (content, reason) in cases.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(ValueError, match=re.escape(f"not a readable minitx checkpoint: {reason}")) as error:
+            load_checkpoint(tmp_path / name)
+        assert "weights_only=False" not in str(error.value) and "\n" not in str(error.value)
+
+
 def test_a_checkpoint_from_another_config_is_a_clear_error():
     with pytest.raises(ValueError, match=r"depth: checkpoint 1 vs asked 2"):
         check_config(CONFIG.to_dict(), {**CONFIG.to_dict(), "depth": 2}, "c.pt")
@@ -139,3 +154,26 @@ def test_curves_with_a_reference_line_plot_nan_and_inf(values, tmp_path):
     path = log.plot({"bits": ["val/bits"]}, hlines={"bits": (0.548, "floor")})
     assert path.read_bytes()[:4] == b"\x89PNG"
 
+
+
+def test_a_plot_that_fails_half_way_keeps_the_previous_png(tmp_path, monkeypatch):
+    """curves.png was written in place: a reader (or a crash) mid-write saw a 0-byte or half file."""
+    import matplotlib.figure
+
+    from minitx.tracking import RunLog
+
+    log = RunLog(tmp_path, {}, tensorboard=False)
+    log.scalar("val/bits", 1.0, 0)
+    before = log.plot({"bits": ["val/bits"]}).read_bytes()
+
+    def half_then_fail(self, target, **kwargs):
+        with open(target, "wb") as file:
+            file.write(b"\x89PNG half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", half_then_fail)
+    log.scalar("val/bits", 0.5, 100)
+    with pytest.raises(OSError, match="disk full"):
+        log.plot({"bits": ["val/bits"]})
+    assert (tmp_path / "curves.png").read_bytes() == before and sorted(tmp_path.iterdir()) == [
+        tmp_path / "curves.png"]

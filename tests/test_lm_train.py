@@ -332,3 +332,16 @@ def test_a_panel_with_a_floor_is_zoomed_to_the_end_of_the_run(tmp_path):
     plt.close(figure)
     assert low < 0.548 < 0.562 < high < 0.6            # the floor and the tail in view, the first steps' 4.7 not
     log.close()
+
+
+@pytest.mark.parametrize("device", ["xpu", "cuda", "mps", "meta"])
+def test_asking_for_a_device_this_machine_lacks_is_a_clear_error(device):
+    """--device xpu passed the check and failed later with a bare AssertionError from deep inside torch."""
+    from minitx.runtime import pick_device
+
+    backend = torch.backends.mps if device == "mps" else getattr(torch, device, None)
+    if backend is not None and hasattr(backend, "is_available") and backend.is_available():
+        pytest.skip(f"{device} is available here")
+    with pytest.raises(RuntimeError, match=f"device '{device}' was asked for but {device} is not available here"):
+        pick_device(device)
+    assert pick_device("cpu") == torch.device("cpu")

@@ -82,8 +82,9 @@ def test_temperature_and_top_k():
     generator = torch.Generator().manual_seed(0)
     draws = torch.cat([pick_next(logits, top_k=2, generator=generator) for _ in range(200)])
     assert set(draws.tolist()) == {1, 3}                                           # only the two most likely
-    with pytest.raises(ValueError, match="temperature"):
-        pick_next(logits, temperature=-1)
+    for bad in (-1, float("nan")):     # NaN failed inside torch.multinomial with "probability tensor contains nan"
+        with pytest.raises(ValueError, match=f"temperature must be >= 0, got {bad}"):
+            pick_next(logits, temperature=bad)
 
 
 @pytest.mark.parametrize("temperature", [1e-3, 1e-30, 1e-38, 1e-45])
