@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from minitx.data import SPECIALS, load_imdb, load_imdb_raw, tokenize
+from minitx.data import SPECIALS, CorruptFileError, load_imdb, load_imdb_raw, tokenize
 
 SHARED_DATA = Path(__file__).parents[2] / "shared" / "data"
 REAL_PICKLE = SHARED_DATA / "imdb.word.pkl.gz"
@@ -195,6 +195,26 @@ def test_raw_folder_tarball_and_tsv_agree(reviews, tsv, tmp_path):
     expected = load_imdb_raw(tsv, val=15)
     assert load_imdb_raw(folder, val=15) == expected
     assert load_imdb_raw(tarball, val=15) == expected
+
+
+def test_a_tarball_cut_short_is_an_error_not_fewer_reviews(reviews, tmp_path):
+    """A plain .tar cut at a member boundary loaded with no train reviews at all; a cut .tar.gz raised a bare
+    EOFError that did not name the file."""
+    def tarball(name: str, mode: str, members) -> Path:
+        with tarfile.open(tmp_path / name, mode) as tar:
+            for split, label, review_id, text in members:
+                info = tarfile.TarInfo(f"aclImdb/{split}/{label}/{review_id}.txt")
+                info.size = len(text.encode("utf-8"))
+                tar.addfile(info, io.BytesIO(text.encode("utf-8")))
+        return tmp_path / name
+
+    test_only = tarball("test-only.tar", "w", [r for r in reviews if r[0] == "test"])
+    with pytest.raises(ValueError, match="has no train reviews"):
+        load_imdb_raw(test_only, final=True)
+    whole = tarball("whole.tar.gz", "w:gz", reviews).read_bytes()
+    (tmp_path / "cut.tar.gz").write_bytes(whole[: len(whole) * 2 // 3])
+    with pytest.raises(CorruptFileError, match="cut.tar.gz is not a complete tar archive"):
+        load_imdb_raw(tmp_path / "cut.tar.gz")
 
 
 def test_raw_tsv_keeps_unusual_line_breaks_inside_a_review_and_skips_blank_lines(tmp_path):

@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 import re
 import tarfile
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-from minitx.data.download import fetch, read_bytes
+from minitx.data.download import CorruptFileError, damaged, fetch, read_bytes
 from minitx.data.safe_pickle import load_pickle
 from minitx.data.splits import Sequences, sort_by_length, validation_split
 from minitx.data.vocab import SPECIALS, UNK, vocab_from_counts
@@ -67,6 +68,10 @@ def load_imdb_raw(path: str | os.PathLike, final: bool = False, val: int = 5000,
     reviews = sorted(_read_reviews(Path(path)))
     if not reviews:
         raise ValueError(f"No labelled train/test reviews found in {path}")
+    for needed in ("train", "test") if final else ("train",):   # the validation split is drawn from train
+        if not any(split == needed for split, *_ in reviews):
+            raise ValueError(f"{path} has no {needed} reviews (a tarball cut short, or a folder or TSV "
+                             f"without them?)")
     tokens = [tokenize(text) for _, _, _, text in reviews]
     counts: Counter[str] = Counter()
     for words in tokens:
@@ -117,11 +122,14 @@ def _read_reviews(path: Path) -> Iterator[tuple[str, str, str, str]]:
             if match:
                 yield *match.groups(), file.read_text(encoding="utf-8")
     elif tarfile.is_tarfile(path):
-        with tarfile.open(path, "r:*") as tar:
-            for member in tar:
-                match = _REVIEW_PATH.search(member.name)
-                if match and member.isfile():
-                    yield *match.groups(), tar.extractfile(member).read().decode("utf-8")
+        try:
+            with tarfile.open(path, "r:*") as tar:
+                for member in tar:
+                    match = _REVIEW_PATH.search(member.name)
+                    if match and member.isfile():
+                        yield *match.groups(), tar.extractfile(member).read().decode("utf-8")
+        except (EOFError, tarfile.ReadError, zlib.error) as e:       # a download cut short
+            raise CorruptFileError(damaged(path, f"is not a complete tar archive ({e or type(e).__name__})")) from e
     else:
         yield from _read_tsv(read_bytes(path).decode("utf-8-sig"), path)   # -sig: drops a byte-order mark
 
