@@ -7,6 +7,7 @@ draws from (torch CPU, CUDA if any, the named generators: data, evaluation, samp
 to a temporary file and renamed over the old one, so a crash mid-write never destroys the last good checkpoint.
 """
 
+import shutil
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,16 @@ def restore_random_state(state: dict[str, Any], generators: dict[str, torch.Gene
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     """Write ``payload`` atomically (`minitx.tracking.write_atomically`): a temporary file, then a rename."""
-    return write_atomically(path, lambda temporary: torch.save(payload, temporary))
+
+    def write(temporary: str) -> None:
+        try:
+            torch.save(payload, temporary)
+        except RuntimeError as error:   # a full disk reads "[enforce fail at inline_container.cc] unexpected pos"
+            free = shutil.disk_usage(Path(temporary).parent).free
+            raise OSError(f"could not write the checkpoint {path} ({free:,} bytes free on its disk): "
+                          f"{str(error).strip().splitlines()[0]}") from error
+
+    return write_atomically(path, write)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -3,6 +3,7 @@
 import json
 import re
 import stat
+from pathlib import Path
 
 import pytest
 import torch
@@ -83,6 +84,18 @@ def test_missing_damaged_and_foreign_files_are_clear_errors(tmp_path):
     torch.save({"weights": torch.zeros(2)}, tmp_path / "foreign.pt")
     with pytest.raises(ValueError, match="not a minitx checkpoint"):
         load_checkpoint(tmp_path / "foreign.pt")
+
+
+def test_a_checkpoint_that_cannot_be_written_says_how_much_room_is_left(tmp_path, monkeypatch):
+    """A full disk gave only torch's "[enforce fail at inline_container.cc:672] . unexpected pos 79744 vs 79628"."""
+    def full_disk(payload, target):
+        Path(target).write_bytes(b"PK half")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 79744 vs 79628")
+
+    monkeypatch.setattr(checkpoint.torch, "save", full_disk)
+    with pytest.raises(OSError, match=r"could not write the checkpoint .*c.pt \([\d,]+ bytes free on its disk\)"):
+        save_checkpoint(tmp_path / "c.pt", {"model": {}})
+    assert list(tmp_path.iterdir()) == []                       # no temporary file left behind
 
 
 def test_an_unreadable_checkpoint_says_why_in_a_line_without_unsafe_advice(tmp_path):

@@ -147,6 +147,22 @@ def test_tokenize_follows_the_assignment():
     assert tokenize("line<br />break") == ["line", "break"]
 
 
+@pytest.mark.parametrize(("damage", "message"), [
+    (lambda s, y, i2w: (s, [y["train"], y["test"]], i2w), "labels must be a dict of splits and i2w a list"),
+    (lambda s, y, i2w: (s, {**y, "train": y["train"][:-1]}, i2w), "sequences but"),
+    (lambda s, y, i2w: ({**s, "test": [*s["test"], [len(i2w)]]}, {**y, "test": [*y["test"], 0]}, i2w),
+     "word index"),
+], ids=["labels-a-list", "a-label-short", "index-past-i2w"])
+def test_a_pickle_with_the_wrong_contents_is_named_not_a_crash_in_training(course_pickle, tmp_path, damage,
+                                                                           message):
+    """Labels as a list, fewer labels than reviews, a word index past i2w: a TypeError or IndexError later."""
+    sequences, labels, i2w, w2i = pickle.loads(gzip.decompress(course_pickle.read_bytes()))
+    path = tmp_path / "damaged.pkl.gz"
+    path.write_bytes(gzip.compress(pickle.dumps((*damage(sequences, labels, i2w), w2i))))
+    with pytest.raises(ValueError, match=f"Not an IMDb pickle: .*{message}"):
+        load_imdb(path=path)
+
+
 def test_generated_pickle_layout_and_split_sizes(course_pickle):
     check_layout(load_imdb(final=True, path=course_pickle), 60, 40)
     check_layout(load_imdb(final=False, val=15, path=course_pickle), 45, 15)

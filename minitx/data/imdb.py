@@ -46,7 +46,22 @@ def load_imdb(final: bool = False, val: int = 5000, seed: int = 0, voc: int | No
         raise ValueError("Not an IMDb pickle: expected (sequences, labels, i2w, w2i) with sequences = "
                          f"{{'train': ..., 'test': ...}} and i2w starting with {SPECIALS}.")
     sequences, labels, i2w, _ = data
+    _check_pickle_contents(sequences, labels, i2w)
     return _prepare(sequences, labels, list(i2w), final, val, seed, voc)
+
+
+def _check_pickle_contents(sequences: dict, labels: dict, i2w: list) -> None:
+    """What would otherwise fail later as a TypeError or an IndexError deep in training."""
+    if not (isinstance(labels, dict) and isinstance(i2w, list | tuple)):
+        raise ValueError(f"Not an IMDb pickle: labels must be a dict of splits and i2w a list, got "
+                         f"{type(labels).__name__} and {type(i2w).__name__}")
+    for split in SPLITS:
+        if len(sequences[split]) != len(labels.get(split, ())):
+            raise ValueError(f"Not an IMDb pickle: {len(sequences[split])} {split} sequences but "
+                             f"{len(labels.get(split, ()))} labels")
+        largest = max((max(seq) for seq in sequences[split] if seq), default=0)
+        if largest >= len(i2w):
+            raise ValueError(f"Not an IMDb pickle: word index {largest} in {split}, but i2w has {len(i2w)} words")
 
 
 def tokenize(text: str) -> list[str]:
