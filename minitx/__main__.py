@@ -5,6 +5,7 @@ Each command lives in its own module under `minitx.cli`, which adds its sub-pars
 
 import argparse
 import importlib
+import os
 import sys
 
 COMMANDS = {
@@ -23,6 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     for module in modules.values():
         module.add_parser(subparsers)
     args = parser.parse_args(argv)
+    for name in ("out", "path", "data", "checkpoint"):     # the shell leaves the ~ of --out=~/runs as it is
+        value = getattr(args, name, None)
+        if isinstance(value, str) and value.startswith("~"):
+            setattr(args, name, os.path.expanduser(value))
     try:
         return modules[args.command].run(args) or 0
     except (OSError, ValueError, RuntimeError) as error:      # OSError: missing files, a file where a folder goes

@@ -130,6 +130,14 @@ def test_the_sample_command_and_its_errors(tmp_path, capsys):
     assert "no checkpoint at" in capsys.readouterr().err
 
 
+def test_a_tilde_in_a_path_flag_is_the_home_folder(tmp_path, capsys, monkeypatch):
+    """--checkpoint=~/c.pt (the shell leaves a ~ after '=' alone) looked for a folder named '~'."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    save_checkpoint(tmp_path / "c.pt", payload(LM(CONFIG)))
+    assert main(["sample", "--checkpoint=~/c.pt", "--seed-text", "ab", "--length", "2"]) == 0
+    assert capsys.readouterr().out.startswith("[ab]")
+
+
 @pytest.mark.parametrize("kind", ["lm", "classifier"])
 def test_a_config_field_this_version_does_not_know_is_a_clear_error(kind, tmp_path, capsys):
     """A checkpoint from another version of minitx: a TypeError traceback from the config's constructor before."""
