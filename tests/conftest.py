@@ -37,3 +37,27 @@ def backends_used(monkeypatch):
 
     monkeypatch.setattr(attention_impl, "attend", spy)
     return used
+
+
+@pytest.fixture
+def step_gradient_norms(monkeypatch):
+    """``step_gradient_norms(module)`` -> a list that gets the gradient norm seen by every ``optimizer.step()``
+    of the optimizers ``module.make_optimizer`` builds from then on: what the optimiser really steps on."""
+    def record(module) -> list[float]:
+        norms, make = [], module.make_optimizer
+
+        def recording_make(*args, **kwargs):
+            optimizer = make(*args, **kwargs)
+            step = optimizer.step
+
+            def recorded_step(*step_args, **step_kwargs):
+                grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+                norms.append(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])).item())
+                return step(*step_args, **step_kwargs)
+
+            optimizer.step = recorded_step
+            return optimizer
+
+        monkeypatch.setattr(module, "make_optimizer", recording_make)
+        return norms
+    return record

@@ -6,6 +6,7 @@ import os
 import pytest
 import torch
 
+import minitx.classify as classify
 from minitx.classify import (
     Dataset,
     TrainSettings,
@@ -221,3 +222,35 @@ def test_full_attention_beats_simple_on_xor_without_positions():
                             settings)
     assert simple.accuracy <= 0.76
     assert full.accuracy > 0.95
+
+
+def test_classifier_optimizer_steps_on_clipped_gradients(step_gradient_norms):
+    import minitx.runtime
+
+    norms = step_gradient_norms(minitx.runtime)
+    data = small("xor", 64)
+    config = classify.model_config("baseline", vocab=len(data.i2w), emb=8, pool="max")
+    classify.train_classifier(config, data, quick(batch=16, clip=1e-3))
+    assert norms and max(norms) <= 1e-3 * (1 + 1e-4)
+
+
+def test_warmup_without_decay_stays_at_the_peak():
+    data = small("xor", 64)
+    config = classify.model_config("baseline", vocab=len(data.i2w), emb=8, pool="max")
+    log = RunLog(None, {})
+    classify.train_classifier(config, data, quick(batch=16, lr=1.0, warmup=2, log_every=1), log=log)
+    lrs = [lr for _, lr in log.series["train/lr"]]
+    assert lrs[:2] == pytest.approx([0.5, 1.0]) and lrs[2:] == pytest.approx([1.0] * (len(lrs) - 2))
+
+
+def test_evaluate_cuts_to_max_len_and_restores_training_mode():
+    data = small("synth", 40)
+    config = classify.model_config("full", vocab=len(data.i2w), emb=8, heads=2, positions=True, max_len=512)
+    model = classify.Classifier(config, torch.Generator().manual_seed(0)).train()
+    cpu = torch.device("cpu")
+    cut = ([s[:3] for s in data.val[0]], data.val[1])
+    got = classify.evaluate(model, data.val, pad_idx=data.pad_idx, max_len=3, device=cpu)
+    assert model.training
+    expected = classify.evaluate(model, cut, pad_idx=data.pad_idx, max_len=None, device=cpu)
+    assert got == pytest.approx(expected)
+    assert got != pytest.approx(classify.evaluate(model, data.val, pad_idx=data.pad_idx, max_len=None, device=cpu))

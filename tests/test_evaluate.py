@@ -128,3 +128,27 @@ def test_a_context_longer_than_the_position_table_is_a_clear_error():
         exact_bits(model, data, 16, model_context=8)
     with pytest.raises(ValueError, match="longer than the model's position table"):
         estimate_bits(model, data, 16, batches=1, model_context=8)
+
+
+
+def position_model(tokens):
+    """Logits that reveal the position inside the window: a dummy class V-1 (never a target) has logit i."""
+    b, t = tokens.shape
+    logits = torch.zeros(b, t, V, dtype=torch.float64)
+    logits[..., V - 1] = torch.arange(t, dtype=torch.float64)
+    return logits
+
+
+@pytest.mark.parametrize("context", [4, 8, 9])
+def test_default_stride_gives_every_later_position_half_a_context(context):
+    data = torch.randint(0, V - 1, (60,), generator=torch.Generator().manual_seed(0))
+    bits = exact_bits(position_model, data, context, per_position=True)
+    in_window = torch.log(2.0 ** bits - (V - 1)).round()   # invert p = 1 / (V - 1 + e^i)
+    stride = max(1, context // 2)
+    assert in_window[context - 1:].min() >= context - stride
+    assert in_window[context:].max() == context - 1
+
+
+def test_an_evaluation_context_one_past_the_table_is_refused():
+    with pytest.raises(ValueError, match="longer than the model's position table"):
+        exact_bits(position_model, torch.zeros(50, dtype=torch.long), 9, model_context=8)

@@ -192,3 +192,20 @@ def test_sampled_acceptance_credits_the_model_with_its_own_sentences_only():
     assert result["sentences_checked"] == 0 and math.isnan(result["accepted_fraction"])
     assert result["examples"][0].startswith("[") and ".unk" in result["examples"][0]
 
+
+def test_sampled_acceptance_samples_at_the_temperature_asked_for():
+    import torch
+
+    from minitx import LMConfig
+    from minitx.data import load_toy, random_slices
+    from minitx.grammar import sampled_acceptance
+    from minitx.nn import LM
+    from minitx.sample import encode, sample, with_seed_in_brackets
+
+    _, (i2c, c2i) = load_toy(ntrain=0, ntest=0)
+    val = encode("a dog ran . " * 40, c2i)
+    model = LM(LMConfig(vocab=len(i2c), emb=8, heads=2, depth=1, context=64), torch.Generator().manual_seed(0))
+    result = sampled_acceptance(model.eval(), val, i2c, samples=3, length=20, temperature=0.0, seed=5)
+    seeds = random_slices(val, 3, 16, torch.Generator().manual_seed(5))
+    greedy = sample(model, seeds, 20, temperature=0.0)
+    assert result["examples"] == [with_seed_in_brackets(row, 16, i2c) for row in greedy]

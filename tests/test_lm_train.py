@@ -345,3 +345,39 @@ def test_asking_for_a_device_this_machine_lacks_is_a_clear_error(device):
     with pytest.raises(RuntimeError, match=f"device '{device}' was asked for but {device} is not available here"):
         pick_device(device)
     assert pick_device("cpu") == torch.device("cpu")
+
+
+@pytest.mark.parametrize("clip", [0.0, 1e-3])
+def test_lm_optimizer_steps_on_clipped_gradients(clip, step_gradient_norms):
+    """The logged norm is the one before clipping; the optimiser must step on the clipped one."""
+    norms = step_gradient_norms(lm_train)
+    result = run(steps=3, clip=clip, final_eval="none")
+    logged = [v for _, v in result.log.series["grad_norm"]]        # pre-clip norms, log_every=1
+    assert all(n > 1e-3 for n in logged)
+    if clip:
+        assert max(norms) <= clip * (1 + 1e-4)
+    else:
+        assert norms == pytest.approx(logged, rel=1e-4)
+
+
+def test_logged_train_bits_and_grad_norm_are_means_over_the_logging_window():
+    every = run(steps=4, log_every=1, eval_every=4, sample_every=4, final_eval="none")
+    pairs = run(steps=4, log_every=2, eval_every=4, sample_every=4, final_eval="none")
+    for name in ("train/bits", "grad_norm"):
+        one = [v for _, v in every.log.series[name]]
+        two = [v for _, v in pairs.log.series[name]]
+        assert two == pytest.approx([(one[0] + one[1]) / 2, (one[2] + one[3]) / 2], rel=1e-5), name
+
+
+def test_accumulation_logs_the_same_loss_as_one_big_batch():
+    big = run(batch=8, steps=3, eval_every=3, sample_every=3, final_eval="none")
+    acc = run(batch=4, accumulate=2, steps=3, eval_every=3, sample_every=3, final_eval="none")
+    assert [v for _, v in acc.log.series["train/bits"]] == pytest.approx(
+        [v for _, v in big.log.series["train/bits"]], rel=1e-4)
+
+
+def test_logged_lr_is_the_rate_each_step_used_with_the_final_fraction_asked_for():
+    result = run(steps=6, warmup=2, final_lr_fraction=0.5, final_eval="none")
+    schedule = Schedule(2, 6, None, 0.5)
+    lrs = [v for _, v in result.log.series["lr"]]
+    assert lrs == pytest.approx([1e-2 * schedule.factor(s, 0.0) for s in range(6)])

@@ -204,3 +204,124 @@ def test_simple_attention_classifier_runs_on_its_configured_backend(backend, bac
     config = ClassifierConfig(vocab=9, emb=8, attention="simple", depth=2, backend=backend)
     mf.classifier(mf.init_classifier(config), torch.randint(0, 9, (2, 5)), config)
     assert backends_used == [backend, backend]
+
+
+# What a mutation review found unchecked: each test below fails on one plausible slip in the code.
+def _randomised_block(emb, heads, seed):
+    g = torch.Generator().manual_seed(seed)
+    params = mf.init_transformer_block(emb, heads, g, hidden=3 * emb)
+    for name in ("ln1", "ln2"):        # init makes ln1 == ln2 == (1, 0): a swap of the two would go unseen
+        params[name] = {"weight": 1 + 0.5 * torch.randn(emb, generator=g, dtype=torch.float64),
+                        "bias": 0.5 * torch.randn(emb, generator=g, dtype=torch.float64)}
+    return mf.tree_map(lambda t: t.double(), params)
+
+
+@pytest.mark.parametrize("norm", ["post", "pre"])
+@pytest.mark.parametrize("causal", [False, True])
+def test_transformer_block_matches_torch_encoder_layer(norm, causal):
+    """Against torch's own block with copied weights (ln1 and ln2 made different): where each layer norm and
+    each residual sits, pre- and post-norm, padded and causal."""
+    emb, heads, b, t = 8, 2, 3, 5
+    params = _randomised_block(emb, heads, seed=0)
+    ref = torch.nn.TransformerEncoderLayer(emb, heads, dim_feedforward=3 * emb, dropout=0.0, activation="relu",
+                                           batch_first=True, norm_first=norm == "pre").double().train()
+    with torch.no_grad():
+        a = params["attn"]
+        ref.self_attn.in_proj_weight.copy_(torch.cat([a[n]["weight"] for n in "qkv"]))
+        ref.self_attn.in_proj_bias.copy_(torch.cat([a[n]["bias"] for n in "qkv"]))
+        pairs = [(a["o"], ref.self_attn.out_proj), (params["ff"]["hidden"], ref.linear1),
+                 (params["ff"]["out"], ref.linear2), (params["ln1"], ref.norm1), (params["ln2"], ref.norm2)]
+        for mine, theirs in pairs:
+            theirs.weight.copy_(mine["weight"])
+            theirs.bias.copy_(mine["bias"])
+    x = torch.randn(b, t, emb, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    mask = torch.tensor([[True] * 5, [True] * 3 + [False] * 2, [True] * 4 + [False]])
+    src_mask = torch.ones(t, t, dtype=torch.bool).triu(1) if causal else None   # True = not allowed (torch)
+    expected = ref(x, src_mask=src_mask, src_key_padding_mask=~mask)
+    got = mf.transformer_block(params, x, heads, mask=mask, causal=causal, norm=norm)
+    torch.testing.assert_close(got[mask], expected[mask])
+
+
+def test_block_applies_dropout_to_the_attention_branch():
+    """pre-norm with the feed-forward zeroed: out - x is dropout(attention), so about p of it is exactly 0."""
+    emb, heads = 16, 2
+    params = mf.init_transformer_block(emb, heads, torch.Generator().manual_seed(0))
+    params["ff"] = mf.tree_map(torch.zeros_like, params["ff"])
+    x = torch.randn(4, 6, emb, generator=torch.Generator().manual_seed(1))
+    out = mf.transformer_block(params, x, heads, norm="pre", dropout=0.5, training=True,
+                               generator=torch.Generator().manual_seed(2))
+    zero_fraction = ((out - x) == 0).float().mean().item()
+    assert 0.35 < zero_fraction < 0.65
+
+
+def _normalised(x):
+    return x.mean(-1).abs().max().item() < 1e-4 and (x.var(-1, unbiased=False) - 1).abs().max().item() < 0.05
+
+
+@pytest.mark.parametrize("norm", ["pre", "post"])
+def test_lm_logits_are_a_linear_read_of_a_layer_normed_stream(norm):
+    """With the head set to the identity (vocab = emb), the logits are the last layer norm's output: each
+    position has mean 0 and variance 1 over features (pre-norm: the final norm; post-norm: the block's ln2)."""
+    config = LMConfig(vocab=16, emb=16, heads=2, depth=2, context=8, norm=norm)
+    params = mf.init_lm(config, torch.Generator().manual_seed(0))
+    params["head"] = {"weight": torch.eye(16), "bias": torch.zeros(16)}
+    tokens = torch.randint(0, 16, (2, 8), generator=torch.Generator().manual_seed(1))
+    assert _normalised(mf.lm(params, tokens, config))
+
+
+def test_pre_norm_classifier_normalises_before_the_head():
+    config = ClassifierConfig(vocab=10, classes=12, emb=12, attention="full", heads=2, depth=2, blocks=True,
+                              norm="pre", pool="select")
+    params = mf.init_classifier(config, torch.Generator().manual_seed(0))
+    params["head"] = {"weight": torch.eye(12), "bias": torch.zeros(12)}
+    tokens = torch.randint(0, 10, (3, 5), generator=torch.Generator().manual_seed(1))
+    assert _normalised(mf.classifier(params, tokens, config))
+
+
+def test_init_lm_follows_gpt2():
+    """normal(0, 0.02) everywhere, zero biases, and the two projections into the residual (attn.o, ff.out)
+    at 0.02 / sqrt(2 * depth)."""
+    config = LMConfig(vocab=64, emb=128, heads=4, depth=8, context=64)
+    params = mf.init_lm(config, torch.Generator().manual_seed(0))
+    out_std = 0.02 / (2 * config.depth) ** 0.5
+    for name, tensor in mf.tree_items(params):
+        if ".ln" in name or name.startswith("norm"):
+            continue
+        if name.endswith("bias"):
+            assert torch.count_nonzero(tensor) == 0, name
+            continue
+        expected = out_std if name.endswith(("attn.o.weight", "ff.out.weight")) else 0.02
+        assert tensor.std().item() == pytest.approx(expected, rel=0.1), name
+
+
+def test_lm_drops_out_the_embeddings():
+    """Blocks that add nothing (o and ff.out zero, pre-norm) leave the stream dropout(tokens + positions): the
+    logits are head(norm(that)), the dropout being the generator's first draw."""
+    config = LMConfig(vocab=11, emb=8, heads=2, depth=1, context=6, norm="pre", dropout=0.5)
+    params = mf.init_lm(config, torch.Generator().manual_seed(0))
+    for block in params["blocks"]:
+        block["attn"]["o"] = mf.tree_map(torch.zeros_like, block["attn"]["o"])
+        block["ff"]["out"] = mf.tree_map(torch.zeros_like, block["ff"]["out"])
+    tokens = torch.randint(0, 11, (2, 6), generator=torch.Generator().manual_seed(1))
+    got = mf.lm(params, tokens, config, training=True, generator=torch.Generator().manual_seed(2))
+    stream = mf.embedding(params["tokens"], tokens) + params["positions"]["weight"][:6]
+    stream = mf.dropout(stream, 0.5, True, torch.Generator().manual_seed(2))
+    torch.testing.assert_close(got, mf.linear(params["head"], mf.layer_norm(params["norm"], stream)))
+
+
+@pytest.mark.parametrize("first_mask", [None, "mask"])
+def test_cache_joins_masked_and_unmasked_chunks(first_mask):
+    """A first chunk without a mask means all its tokens are real, whatever later chunks bring."""
+    emb, heads, t1, t2 = 8, 2, 3, 2
+    params = mf.init_self_attention(emb, heads, torch.Generator().manual_seed(0))
+    x = torch.randn(2, t1 + t2, emb, generator=torch.Generator().manual_seed(1))
+    m2 = torch.tensor([[True, True], [True, False]])
+    m1 = torch.ones(2, t1, dtype=torch.bool)
+    full = mf.self_attention(params, x, heads, mask=torch.cat([m1, m2], 1), causal=True)
+    cache = mf.LayerCache()
+    a = mf.self_attention(params, x[:, :t1], heads, mask=None if first_mask is None else m1, causal=True,
+                          cache=cache)
+    b = mf.self_attention(params, x[:, t1:], heads, mask=m2, causal=True, cache=cache)
+    got = torch.cat([a, b], 1)
+    real = torch.cat([m1, m2], 1)
+    torch.testing.assert_close(got[real], full[real])
