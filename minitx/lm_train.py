@@ -181,7 +181,7 @@ def _check_resume(saved: dict, data: dict, settings: LMTrainSettings, path: Path
                if name in saved["settings"] and saved["settings"][name] != getattr(settings, name)]
     if changed:
         warnings.warn(f"resuming with other training settings than the run's ({', '.join(changed)}): the "
-                      "learning-rate schedule and batches follow the new ones from here", stacklevel=3)
+                      "learning-rate schedule and batches follow the new ones from here", stacklevel=4)  # at the caller
 
 
 def _series_to_tensors(log: RunLog) -> dict[str, torch.Tensor]:

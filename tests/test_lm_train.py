@@ -120,7 +120,8 @@ def test_a_resumed_run_counts_on_from_the_saved_training_time(tmp_path):
     run(out=tmp_path, steps=3, final_eval="none")
     saved = load_checkpoint(tmp_path / CHECKPOINT)
     save_checkpoint(tmp_path / CHECKPOINT, {**saved, "elapsed_s": 1000.0})
-    resumed = run(out=tmp_path, resume=True, steps=6, final_eval="none")
+    with pytest.warns(UserWarning, match=r"other training settings than the run's \(steps 3 -> 6\)"):
+        resumed = run(out=tmp_path, resume=True, steps=6, final_eval="none")
     assert resumed.step == 6 and 1000.0 <= resumed.summary["train_time_s"] < 1100.0
 
 
