@@ -7,6 +7,7 @@ draws from (torch CPU, CUDA if any, the named generators: data, evaluation, samp
 to a temporary file and renamed over the old one, so a crash mid-write never destroys the last good checkpoint.
 """
 
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -68,13 +69,18 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 def _unreadable(path: Path, error: Exception) -> str:
     """Why torch.load failed, in a line. Not torch's own advice to load with weights_only=False: that would
     run whatever code a foreign file holds."""
-    head = path.read_bytes()[:8]
+    with open(path, "rb") as file:
+        head = file.read(8)
     if not head:
         return "the file is empty"
     if not zipfile.is_zipfile(path):     # torch.save writes a zip archive
         what = "a zip archive cut short" if head.startswith(b"PK") else f"not one torch.save wrote (it begins {head!r})"
         return f"it is {what}"
-    return str(error).strip().splitlines()[0]
+    refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
+    if refused:                          # e.g. torch.save(model): the whole module, not a state dict
+        return (f"it holds a {refused.group(1)}, and a checkpoint loads only tensors and plain data (a whole "
+                "torch.save(model) is refused: minitx checkpoints hold state dicts)")
+    return re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip().splitlines()[0]
 
 
 def check_config(saved: dict, wanted: dict, path: str | Path) -> None:

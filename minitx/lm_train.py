@@ -14,6 +14,7 @@ step / steps and elapsed / time_limit, so the decay ends when the time is up wha
 """
 
 import hashlib
+import json
 import math
 import signal
 import sys
@@ -122,7 +123,10 @@ class _DeferredInterrupt:
 
     def __init__(self, enabled: bool) -> None:
         self.requested, self._previous, self._installed = False, None, False
-        if enabled and threading.current_thread() is threading.main_thread():
+        # only over Python's own Ctrl-C handler: a background job (SIGINT ignored) or a program's own handler
+        # keeps its behaviour
+        if (enabled and threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
             self._previous, self._installed = signal.signal(signal.SIGINT, self._handle), True
 
     def _handle(self, signum, frame) -> None:
@@ -167,16 +171,19 @@ def data_identity(train: torch.Tensor, val: torch.Tensor) -> dict:
     digest = hashlib.sha256()
     for stream in (train, val):
         digest.update(stream.contiguous().cpu().numpy())
-    return {"train_tokens": len(train), "val_tokens": len(val), "sha256": digest.hexdigest()}
+    return {"train_tokens": len(train), "val_tokens": len(val), "dtype": str(train.dtype).removeprefix("torch."),
+            "sha256": digest.hexdigest()}
 
 
 def _check_resume(saved: dict, data: dict, settings: LMTrainSettings, path: Path) -> None:
     """Other data is an error (the run would go on training on something else); other training settings
     are a warning (a deliberate change, say a higher --steps, but the run is no longer the uninterrupted one)."""
     if saved.get("data", data) != data:       # checkpoints before this check hold no "data"
-        raise ValueError(f"{path} was trained on other data ({saved['data']['train_tokens']:,} training tokens, "
-                         f"sha256 {saved['data']['sha256'][:12]}...; now {data['train_tokens']:,}, "
-                         f"{data['sha256'][:12]}...): resume with the same --data")
+        def described(identity: dict) -> str:
+            return (f"{identity['train_tokens']:,} training tokens of {identity.get('dtype', '?')}, sha256 "
+                    f"{identity['sha256'][:12]}...")
+        raise ValueError(f"{path} was trained on other data ({described(saved['data'])}; now "
+                         f"{described(data)}): resume with the same --data")
     changed = [f"{name} {saved['settings'][name]} -> {getattr(settings, name)}" for name in TRAINING_SETTINGS
                if name in saved["settings"] and saved["settings"][name] != getattr(settings, name)]
     if changed:
@@ -213,8 +220,12 @@ def check_run_folder(out: str | Path | None, resume: bool) -> None:
         raise FileNotFoundError(f"--resume: no checkpoint at {out / CHECKPOINT}; start without --resume")
     found = earlier_run_files(out)
     if found and not resume:
-        raise FileExistsError(f"{out} already holds a run ({', '.join(found)}): --resume to continue it, or "
-                              "give another --out (or delete the folder) to start afresh")
+        if CHECKPOINT in found:
+            raise FileExistsError(f"{out} already holds a run ({', '.join(found)}): --resume to continue it, or "
+                                  "give another --out (or delete the folder) to start afresh")
+        raise FileExistsError(f"{out} already holds a run's metrics.json but no checkpoint to resume (a run "
+                              "stopped before its first checkpoint, or another command's run): give another "
+                              "--out, or delete the folder")
 
 
 def train_lm(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: LMTrainSettings | None = None,
@@ -263,6 +274,11 @@ def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: L
     out = None if out is None else Path(out)
     checkpoint_path = None if out is None else out / CHECKPOINT
     data = data_identity(train, val)
+    saved = None
+    if resume:       # checked before the run log opens: a refused resume leaves nothing behind in the folder
+        saved = load_checkpoint(checkpoint_path, map_location=device)
+        check_config(saved["config"], config.to_dict(), checkpoint_path)
+        _check_resume(saved, data, settings, checkpoint_path)
     log = RunLog(out if is_main else None, {"model": config.to_dict(), "train": asdict(settings), "data": data,
                                             "world_size": info.world_size})
     samples: list[list] = []
@@ -273,10 +289,11 @@ def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: L
     generators = {"data": distributed.rank_generator(settings.seed, info), "eval": eval_generator,
                   "sample": sample_generator}
 
-    if resume:
-        saved = load_checkpoint(checkpoint_path, map_location=device)
-        check_config(saved["config"], config.to_dict(), checkpoint_path)
-        _check_resume(saved, data, settings, checkpoint_path)
+    # the logging window's running sums: a run stopped by Ctrl-C saves them mid-window, so that its resumed
+    # curves are the uninterrupted run's
+    window = {"loss": 0.0, "norm": 0.0, "steps": 0, "start": None}
+    earlier_finals: dict = {}
+    if saved is not None:
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         step, elapsed, samples = saved["step"], saved["elapsed_s"], saved["samples"]
@@ -287,10 +304,12 @@ def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: L
             if not quiet:        # e.g. its final evaluation was interrupted: the one thing left to do
                 print(f"the run in {out} already ended (step {step}, {elapsed:.0f} s): only its final evaluation "
                       "runs (raise --steps or --time-limit to train it further)", file=sys.stderr)
+            earlier_finals = _final_numbers(out)      # an evaluation of another kind is kept beside the new one
         restore_random_state(saved["random"], generators)
         if not is_main:  # the checkpoint holds rank 0's data stream: other ranks draw fresh, distinct batches
             generators["data"] = distributed.rank_generator(settings.seed + step, info)
         _restore_series(log, saved["series"])
+        window = saved.get("window", window)
 
     compiled = maybe_compile(model, settings.compile)       # evaluation runs this one: no DDP collectives
     runner = distributed.wrap(compiled, info)
@@ -319,9 +338,10 @@ def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: L
                  hlines=None if floor is None else {"bits per character": (floor, f"entropy floor {floor:.3f}")})
 
     model.train()
-    window_loss = torch.zeros((), device=device)
-    window_norm = torch.zeros((), device=device)
-    window_steps, last_checkpoint, window_start = 0, step, elapsed
+    window_loss = torch.full((), window["loss"], device=device)     # float32 sums, as if never interrupted
+    window_norm = torch.full((), window["norm"], device=device)
+    window_steps, last_checkpoint = window["steps"], step
+    window_start = elapsed if window["start"] is None else window["start"]
     tokens_per_step = settings.batch * settings.accumulate * config.context * info.world_size
     stopping = step >= settings.steps or schedule.progress(step, elapsed) >= 1.0    # a resumed run that ended
     clock = time.time() - elapsed      # so that time.time() - clock counts on from a resumed run's elapsed time
@@ -363,27 +383,32 @@ def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: L
         interrupted = interrupt.requested and not stopping
         if not (logging or stopping or interrupted):
             continue
-        # Logging interval: the only place the host waits for the device.
+        # Logging interval (or Ctrl-C): the only place the host waits for the device.
         mean_loss = distributed.average(window_loss.item(), info) / window_steps
         window_end = time.time() - clock        # after the wait, so the window's queued device work counts
         if not math.isfinite(mean_loss):
-            where = f"the last good checkpoint (step {last_checkpoint}) is kept in {checkpoint_path}" \
-                if checkpoint_path is not None and last_checkpoint > 0 else "no checkpoint was written"
+            if checkpoint_path is not None and last_checkpoint > 0:
+                where = (f"the last good checkpoint (step {last_checkpoint}) is kept in {checkpoint_path}. Lower "
+                         "--lr or raise --warmup, then --resume from it")
+            else:
+                where = "no checkpoint was written. Lower --lr or raise --warmup and start again" + (
+                    "" if out is None else f" (delete {out} or give another --out)")
             raise RuntimeError(f"training loss became {mean_loss} between steps {step - window_steps} and {step}; "
-                               f"{where}. Lower --lr or raise --warmup, then --resume or start again")
-        bits = mean_loss / math.log(2)
-        log.scalar("train/bits", bits, step)
-        log.scalar("grad_norm", window_norm.item() / window_steps, step)
-        log.scalar("lr", lr, step)
-        # throughput of this logging window (all ranks); the first window includes compilation and warm-up
-        log.scalar("tokens_per_s", tokens_per_step * window_steps / max(window_end - window_start, 1e-9), step)
-        bar.set_postfix(bits=f"{bits:.3f}", lr=f"{lr:.2e}", **({"step": step} if by_clock else {}))
-        window_loss.zero_()
-        window_norm.zero_()
-        window_steps = 0
+                               f"{where}")
         due = step % settings.eval_every == 0 or step % settings.sample_every == 0 or stopping
-        if is_main and due:
-            evaluate_and_sample()
+        if logging or stopping:     # not on Ctrl-C alone: the window goes into the checkpoint, unfinished
+            bits = mean_loss / math.log(2)
+            log.scalar("train/bits", bits, step)
+            log.scalar("grad_norm", window_norm.item() / window_steps, step)
+            log.scalar("lr", lr, step)
+            # throughput of this logging window (all ranks); the first window includes compilation and warm-up
+            log.scalar("tokens_per_s", tokens_per_step * window_steps / max(window_end - window_start, 1e-9), step)
+            bar.set_postfix(bits=f"{bits:.3f}", lr=f"{lr:.2e}", **({"step": step} if by_clock else {}))
+            window_loss.zero_()
+            window_norm.zero_()
+            window_steps = 0
+            if is_main and due:
+                evaluate_and_sample()
         if is_main and (due or interrupted):
             write_run_files()
         if is_main and checkpoint_path is not None and (step - last_checkpoint >= settings.checkpoint_every
@@ -392,37 +417,62 @@ def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: L
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
                 "elapsed_s": elapsed, "config": config.to_dict(), "settings": asdict(settings),
                 "random": random_state(generators), "series": _series_to_tensors(log), "samples": samples,
-                "vocab": i2c, "data": data,
+                "vocab": i2c, "data": data, "window": {"loss": window_loss.item(), "norm": window_norm.item(),
+                                                       "steps": window_steps,
+                                                       "start": window_start if window_steps else None},
             })
             last_checkpoint = step
         if interrupted:
             bar.close()
-            raise TrainingInterrupted(f"stopped at step {step}, saved in {checkpoint_path}; --resume with the "
-                                      "same flags continues the run")
-        window_start = time.time() - clock      # evaluation and checkpoint time is not training throughput
+            raise TrainingInterrupted(f"stopped at step {step}, saved in {checkpoint_path}; resuming the run "
+                                      "(--resume, with the same flags) continues it")
+        if logging or stopping:
+            window_start = time.time() - clock  # evaluation and checkpoint time is not training throughput
     bar.close()
     interrupt.restore()                         # from here on Ctrl-C stops at once: the checkpoint is written
+    if interrupt.requested:                     # Ctrl-C during the last step: stop, as asked, before evaluating
+        raise TrainingInterrupted(f"stopped at the last step ({step}), saved in {checkpoint_path}; the final "
+                                  "evaluation did not run: --resume runs it")
 
     model.eval()
-    summary = {"train_time_s": round(elapsed, 1), "threads": torch.get_num_threads()}
+    summary = {"train_time_s": round(elapsed, 1), "threads": torch.get_num_threads(), **earlier_finals}
     if is_main and settings.final_eval != "none":
-        started = time.time()
-        with autocast(device, settings.amp):
-            if settings.final_eval == "exact":
-                summary["final_exact_bits"] = exact_bits(compiled, val, config.context, batch_size=settings.batch,
-                                                         device=device, progress=not quiet)
-            else:
-                summary["final_estimate_bits"] = estimate_bits(
-                    compiled, val, config.context, batch_size=settings.batch, device=device,
-                    generator=torch.Generator().manual_seed(settings.seed + 3), progress=not quiet)
-        summary["final_eval_time_s"] = round(time.time() - started, 1)
-        if not quiet:
-            print(f"final validation bits per character ({settings.final_eval}): "
-                  f"{summary.get('final_exact_bits', summary.get('final_estimate_bits')):.4f}", file=sys.stderr)
+        try:
+            summary |= _final_evaluation(compiled, val, config, settings, device, quiet)
+        except KeyboardInterrupt as stop:
+            if checkpoint_path is None:
+                raise
+            raise TrainingInterrupted(f"interrupted during the final evaluation; the trained model is saved in "
+                                      f"{checkpoint_path}, and --resume runs the evaluation again") from stop
     if is_main:
         write_run_files(summary)
     log.close()
     return TrainResult(model, log, step, summary, samples)
+
+
+def _final_evaluation(model, val: torch.Tensor, config: LMConfig, settings: LMTrainSettings, device: torch.device,
+                      quiet: bool) -> dict:
+    """The validation bits at the end of a run (``settings.final_eval``: exact or estimate) and their time."""
+    started = time.time()
+    with autocast(device, settings.amp):
+        if settings.final_eval == "exact":
+            result = {"final_exact_bits": exact_bits(model, val, config.context, batch_size=settings.batch,
+                                                     device=device, progress=not quiet)}
+        else:
+            result = {"final_estimate_bits": estimate_bits(
+                model, val, config.context, batch_size=settings.batch, device=device,
+                generator=torch.Generator().manual_seed(settings.seed + 3), progress=not quiet)}
+    if not quiet:
+        print(f"final validation bits per character ({settings.final_eval}): {next(iter(result.values())):.4f}",
+              file=sys.stderr)
+    return result | {"final_eval_time_s": round(time.time() - started, 1)}
+
+
+def _final_numbers(out: Path) -> dict:
+    """The final evaluations in a run folder's metrics.json (``final_exact_bits``, ...)."""
+    path = out / "metrics.json"
+    return {key: value for key, value in json.loads(path.read_text()).items()
+            if key.startswith("final_")} if path.is_file() else {}
 
 
 def load_lm_data(data: str, *, final: bool = False) -> tuple[tuple[torch.Tensor, torch.Tensor],

@@ -31,6 +31,15 @@ def require_optuna():
     return optuna
 
 
+def embeddings_for_heads(choices: tuple[int, ...], heads: int) -> tuple[int, ...]:
+    """The embedding sizes among ``choices`` that ``heads`` divides; none is an error."""
+    fitting = tuple(emb for emb in choices if emb % heads == 0)
+    if not fitting:
+        raise ValueError(f"no embedding size in {list(choices)} is divisible by heads={heads}: "
+                         "choose other --heads or leave 'emb' out of --search")
+    return fitting
+
+
 def suggest(trial, space: dict[str, tuple[str, Any]]) -> dict[str, Any]:
     """Draw one value per searched name from an optuna trial."""
     values = {}
@@ -56,10 +65,7 @@ def tune(config: ClassifierConfig, data: Dataset, settings: TrainSettings, *, tr
     unknown = set(space) - {"emb"} - set(settings.to_dict())
     if "emb" in space and config.attention == "full":  # heads must divide the embedding
         kind, choices = space["emb"]
-        space = {**space, "emb": (kind, tuple(e for e in choices if e % config.heads == 0))}
-        if not space["emb"][1]:
-            raise ValueError(f"no embedding size in {list(choices)} is divisible by heads={config.heads}: "
-                             "choose other --heads or leave 'emb' out of --search")
+        space = {**space, "emb": (kind, embeddings_for_heads(choices, config.heads))}
     if unknown:
         raise ValueError(f"cannot search {sorted(unknown)}: only 'emb' and TrainSettings fields can be tuned")
 

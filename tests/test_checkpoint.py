@@ -105,8 +105,11 @@ def test_an_unreadable_checkpoint_says_why_in_a_line_without_unsafe_advice(tmp_p
     cases = {"empty.pt": (b"", "the file is empty"),
              "metrics.json": (b'{"step": 3}', "it is not one torch.save wrote (it begins b'{\"step\":')"),
              "cut.pt": (whole[: len(whole) // 2], "it is a zip archive cut short")}
+    torch.save(LM(CONFIG), tmp_path / "whole-module.pt")                # torch.save(model), not a state dict
+    cases["whole-module.pt"] = (None, "it holds a minitx.nn.LM, and a checkpoint loads only tensors and plain data")
     for name, (content, reason) in cases.items():
-        (tmp_path / name).write_bytes(content)
+        if content is not None:
+            (tmp_path / name).write_bytes(content)
         with pytest.raises(ValueError, match=re.escape(f"not a readable minitx checkpoint: {reason}")) as error:
             load_checkpoint(tmp_path / name)
         assert "weights_only=False" not in str(error.value) and "\n" not in str(error.value)

@@ -182,7 +182,7 @@ def test_tune_rejects_unknown_search_names(capsys):
     (["--final"], "would tune on the test set"),
     (["--tokens", "512"], "searching 'batch' changes nothing"),
     (["--out", __file__], "is a file: tune.json goes into a folder"),          # said before the search
-    ([*BASE, "--model", "full", "--heads", "7"], "divisible by heads (7)"),   # no searched emb fits 7 heads
+    ([*BASE, "--model", "full", "--heads", "7"], "divisible by heads=7"),   # no searched emb fits 7 heads
 ])
 def test_tune_refuses_the_test_set_and_a_search_that_changes_nothing(argv, message, capsys):
     assert main(["tune", *argv]) == 2

@@ -35,8 +35,24 @@ def test_the_default_demo_folder_never_overwrites_an_earlier_run(tmp_path, capsy
     (tmp_path / "demo-2").mkdir()
     (tmp_path / "demo-2" / "checkpoint.pt").write_bytes(b"")
     assert fresh_run_folder(base) == tmp_path / "demo-3"
+    (tmp_path / "demo-3").write_text("a file, not a folder")
+    assert fresh_run_folder(base) == tmp_path / "demo-4"
     assert main(["demo", "--quick", "--out", str(base)]) == 2
     captured = capsys.readouterr()
-    assert "already holds a run (metrics.json)" in captured.err and "XOR" not in captured.out
+    assert "already holds a run's metrics.json" in captured.err and "XOR" not in captured.out
     assert main(["demo", "--quick", "--minutes", "0"]) == 2
     assert "--minutes must be positive" in capsys.readouterr().err
+
+
+def test_an_interrupted_demo_says_where_its_model_is_not_to_resume(tmp_path, monkeypatch):
+    """The trainer's message says --resume continues the run; the demo has no --resume."""
+    import minitx.cli.demo
+    from minitx.lm_train import TrainingInterrupted
+
+    def interrupted(*args, **kwargs):
+        raise TrainingInterrupted("stopped at step 5, ... --resume ...")
+
+    monkeypatch.setattr(minitx.cli.demo, "train_lm", interrupted)
+    with pytest.raises(KeyboardInterrupt, match="sample --checkpoint .*checkpoint.pt` samples from it") as stop:
+        minitx.cli.demo.lm_demo(tmp_path, minutes=1, quick=True)
+    assert "--resume" not in str(stop.value)

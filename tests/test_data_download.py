@@ -171,7 +171,8 @@ def test_load_wp_downloads_through_the_cache(server, cache, monkeypatch):
 
 
 @pytest.mark.parametrize(("body", "problem"), [
-    (b"<!DOCTYPE html><html>Sign in to continue</html>", "is not a gzip file"),      # saved as enwik8.gz
+    (b"<!DOCTYPE html><html>Sign in to continue</html>",                           # saved as enwik8.gz
+     "holds 47 bytes, not enwik8's 100,000,000 \\(it begins b'<!DOCTYPE"),
     (gzip.compress(b"x" * 5000), "holds 5,000 bytes, not enwik8's 100,000,000"),     # some other gzip file
 ], ids=["html-page", "other-gzip"])
 def test_a_download_that_is_not_enwik8_is_refused_and_deleted(server, cache, monkeypatch, body, problem):
@@ -180,6 +181,16 @@ def test_a_download_that_is_not_enwik8_is_refused_and_deleted(server, cache, mon
     with pytest.raises(CorruptFileError, match=f"{problem}.*deleted"):
         load_wp()
     assert leftovers(cache) == []
+
+
+def test_an_unzipped_enwik8_copied_into_the_cache_is_read(cache, monkeypatch):
+    """The offline message says to copy the file into the cache: a plain (not gzipped) enwik8 there is used."""
+    data = bytes(range(256)) * 4
+    cache.mkdir()
+    (cache / "enwik8.gz").write_bytes(data)
+    monkeypatch.setattr(minitx.data.wikipedia, "ENWIK8_BYTES", len(data))
+    (train, val), _ = load_wp(split=(50, 50, 0))
+    assert bytes(train.tolist()) + bytes(val.tolist()) == data and (cache / "enwik8.gz").exists()
 
 
 def test_load_wp_reads_the_one_file_of_a_zip_archive(tmp_path):

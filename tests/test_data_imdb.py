@@ -151,8 +151,11 @@ def test_tokenize_follows_the_assignment():
     (lambda s, y, i2w: (s, [y["train"], y["test"]], i2w), "labels must be a dict of splits and i2w a list"),
     (lambda s, y, i2w: (s, {**y, "train": y["train"][:-1]}, i2w), "sequences but"),
     (lambda s, y, i2w: ({**s, "test": [*s["test"], [len(i2w)]]}, {**y, "test": [*y["test"], 0]}, i2w),
-     "word index"),
-], ids=["labels-a-list", "a-label-short", "index-past-i2w"])
+     "word indices [0-9]+..[0-9]+ in test, but i2w has"),
+    (lambda s, y, i2w: ({**s, "test": [*s["test"], [-1]]}, {**y, "test": [*y["test"], 0]}, i2w),
+     "word indices -1.."),
+    (lambda s, y, i2w: (s, {**y, "train": [2, *y["train"][1:]]}, i2w), r"train labels \[2\] outside 0..1"),
+], ids=["labels-a-list", "a-label-short", "index-past-i2w", "negative-index", "label-2"])
 def test_a_pickle_with_the_wrong_contents_is_named_not_a_crash_in_training(course_pickle, tmp_path, damage,
                                                                            message):
     """Labels as a list, fewer labels than reviews, a word index past i2w: a TypeError or IndexError later."""
@@ -227,7 +230,15 @@ def test_a_tarball_cut_short_is_an_error_not_fewer_reviews(reviews, tmp_path):
     test_only = tarball("test-only.tar", "w", [r for r in reviews if r[0] == "test"])
     with pytest.raises(ValueError, match="has no train reviews"):
         load_imdb_raw(test_only, final=True)
+    plain = tarball("whole.tar", "w", reviews).read_bytes()
+    with tarfile.open(tmp_path / "whole.tar") as tar:
+        middle = tar.getmembers()[len(reviews) // 2].offset           # where a member's header begins
+    for cut in (middle, middle + 100):                                  # between two members, inside a header
+        (tmp_path / "cut.tar").write_bytes(plain[:cut])
+        with pytest.raises(CorruptFileError, match="cut.tar is not a complete tar archive"):
+            load_imdb_raw(tmp_path / "cut.tar")
     whole = tarball("whole.tar.gz", "w:gz", reviews).read_bytes()
+    assert load_imdb_raw(tmp_path / "whole.tar", val=15) == load_imdb_raw(tmp_path / "whole.tar.gz", val=15)
     (tmp_path / "cut.tar.gz").write_bytes(whole[: len(whole) * 2 // 3])
     with pytest.raises(CorruptFileError, match="cut.tar.gz is not a complete tar archive"):
         load_imdb_raw(tmp_path / "cut.tar.gz")

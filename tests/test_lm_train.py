@@ -197,17 +197,19 @@ def test_ctrl_c_saves_the_step_and_resume_continues_as_if_uninterrupted(tmp_path
     """Ctrl-C used to end the run with a traceback, losing every step since the last checkpoint."""
     import signal
 
-    whole = run(out=tmp_path / "whole", final_eval="none", checkpoint_every=100)
-    monkeypatch.setattr(lm_train, "lm_loss", loss_with_ctrl_c_at([], 4))
-    with pytest.raises(lm_train.TrainingInterrupted, match="stopped at step 4, saved in"):
-        run(out=tmp_path / "split", final_eval="none", checkpoint_every=100)
+    # logging windows of 4 steps (and at the evaluations, steps 3 and 6): Ctrl-C at step 2 is mid-window
+    flags = dict(final_eval="none", checkpoint_every=100, log_every=4)
+    whole = run(out=tmp_path / "whole", **flags)
+    monkeypatch.setattr(lm_train, "lm_loss", loss_with_ctrl_c_at([], 2))
+    with pytest.raises(lm_train.TrainingInterrupted, match="stopped at step 2, saved in"):
+        run(out=tmp_path / "split", **flags)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler            # the handler is put back
-    assert load_checkpoint(tmp_path / "split" / CHECKPOINT)["step"] == 4
-    assert json.loads((tmp_path / "split" / "metrics.json").read_text())["step"] == 4
+    assert load_checkpoint(tmp_path / "split" / CHECKPOINT)["step"] == 2
+    assert json.loads((tmp_path / "split" / "metrics.json").read_text())["step"] == 2
     monkeypatch.setattr(lm_train, "lm_loss", lm_loss)
-    resumed = run(out=tmp_path / "split", resume=True, final_eval="none", checkpoint_every=100)
-    assert resumed.log.series["train/bits"] == whole.log.series["train/bits"]
-    assert resumed.log.series["val/bits"] == whole.log.series["val/bits"]
+    resumed = run(out=tmp_path / "split", resume=True, **flags)
+    for name in ("train/bits", "grad_norm", "lr", "val/bits"):   # the same points, each window's mean the same
+        assert resumed.log.series[name] == whole.log.series[name], name
     for (name, a), b in zip(whole.model.state_dict().items(), resumed.model.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
     # a second Ctrl-C stops at once (mid-step), as Ctrl-C usually does
@@ -216,6 +218,50 @@ def test_ctrl_c_saves_the_step_and_resume_continues_as_if_uninterrupted(tmp_path
         run(out=tmp_path / "twice", final_eval="none")
     assert not isinstance(stopped.value, lm_train.TrainingInterrupted)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_ctrl_c_in_the_last_step_or_the_final_evaluation_stops_and_resume_finishes(tmp_path, monkeypatch):
+    """Ctrl-C in the last step still ran the whole final evaluation; Ctrl-C in it left the run unfinishable."""
+    import signal
+
+    monkeypatch.setattr(lm_train, "lm_loss", loss_with_ctrl_c_at([], 6))        # the last of 6 steps
+    with pytest.raises(lm_train.TrainingInterrupted, match=r"last step \(6\).*the final evaluation did not run"):
+        run(out=tmp_path, final_eval="exact")
+    monkeypatch.setattr(lm_train, "lm_loss", lm_loss)
+    monkeypatch.setattr(lm_train, "exact_bits", lambda *a, **k: signal.raise_signal(signal.SIGINT))
+    with pytest.raises(lm_train.TrainingInterrupted, match="during the final evaluation.*--resume runs"):
+        run(out=tmp_path, final_eval="exact", resume=True)
+    monkeypatch.undo()
+    assert "final_exact_bits" in run(out=tmp_path, final_eval="exact", resume=True).summary
+
+
+def test_ctrl_c_keeps_its_usual_meaning_where_it_is_ignored(tmp_path, monkeypatch):
+    """A background job (`minitx lm ... &` in a script) ignores SIGINT: the handler made it stop."""
+    import signal
+
+    monkeypatch.setattr(lm_train, "lm_loss", loss_with_ctrl_c_at([], 2))
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        assert run(out=tmp_path, final_eval="none").step == 6
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_evaluating_an_ended_run_again_keeps_its_earlier_final_numbers(tmp_path):
+    run(out=tmp_path, steps=3, final_eval="exact")
+    exact = json.loads((tmp_path / "metrics.json").read_text())["final_exact_bits"]
+    run(out=tmp_path, steps=3, final_eval="estimate", eval_batches=2, resume=True)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["final_exact_bits"] == exact and metrics["final_estimate_bits"] > 0
+
+
+def test_a_folder_with_metrics_but_no_checkpoint_is_not_sent_to_resume(tmp_path):
+    """Refused with "--resume to continue it", which then said "no checkpoint ... start without --resume"."""
+    (tmp_path / "metrics.json").write_text("{}")
+    with pytest.raises(FileExistsError, match="metrics.json but no checkpoint to resume") as refused:
+        run(out=tmp_path)
+    assert "--resume to" not in str(refused.value)
 
 
 def test_the_lm_command_reports_an_interrupted_run_without_a_traceback(tmp_path, capsys, monkeypatch):
@@ -235,11 +281,12 @@ def test_the_lm_command_reports_an_interrupted_run_without_a_traceback(tmp_path,
 def test_resuming_on_other_data_is_an_error_and_other_settings_a_warning(tmp_path):
     """--resume with another --data file went on training on it, silently; metrics.json did not say which."""
     run(out=tmp_path, steps=2, final_eval="none")
-    before = (tmp_path / CHECKPOINT).read_bytes()
+    before, files = (tmp_path / CHECKPOINT).read_bytes(), sorted(tmp_path.rglob("*"))
     other = torch.flip(STREAM, [0])                                   # the same tokens, in another order
     with pytest.raises(ValueError, match="trained on other data .* resume with the same --data"):
         run(out=tmp_path, resume=True, stream=other, steps=4, final_eval="none")
     assert (tmp_path / CHECKPOINT).read_bytes() == before
+    assert sorted(tmp_path.rglob("*")) == files                       # not even an empty TensorBoard file
     recorded = json.loads((tmp_path / "metrics.json").read_text())["config"]["data"]
     assert recorded == lm_train.data_identity(STREAM, STREAM[:100]) and recorded["train_tokens"] == len(STREAM)
     with pytest.warns(UserWarning, match=r"other training settings than the run's \(steps 2 -> 3, lr 0.01 -> 0.02\)"):

@@ -17,7 +17,14 @@ from .. import LMConfig
 from ..classify import TrainSettings, load_dataset, model_config, train_classifier
 from ..data import load_toy, random_slices
 from ..grammar import accepted_fraction, toy_entropy_floor
-from ..lm_train import CHECKPOINT, LMTrainSettings, check_run_folder, earlier_run_files, train_lm
+from ..lm_train import (
+    CHECKPOINT,
+    LMTrainSettings,
+    TrainingInterrupted,
+    check_run_folder,
+    earlier_run_files,
+    train_lm,
+)
 from ..sample import decode, sample, with_seed_in_brackets
 from . import HelpFormatter
 
@@ -46,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
 def fresh_run_folder(base: Path) -> Path:
     """``base``, or the first of ``base-2``, ``base-3``, ... that holds no run: a second demo keeps the first's."""
     candidates = (base if n == 1 else base.with_name(f"{base.name}-{n}") for n in itertools.count(1))
-    return next(c for c in candidates if not earlier_run_files(c))
+    return next(c for c in candidates if not c.exists() or (c.is_dir() and not earlier_run_files(c)))
 
 
 def classify_demo(quick: bool) -> None:
@@ -73,7 +80,11 @@ def lm_demo(out: Path, minutes: float, quick: bool) -> None:
         batch=32, steps=30 if quick else 100_000, time_limit=None if quick else minutes, lr=3e-3, warmup=10 if quick
         else 100, eval_every=15 if quick else 500, eval_batches=5 if quick else 50, sample_every=15 if quick else 2000,
         checkpoint_every=1_000_000, final_eval="none" if quick else "exact")
-    result = train_lm(config, train, val, settings, i2c=i2c, out=out, floor=floor, quiet=quick)
+    try:
+        result = train_lm(config, train, val, settings, i2c=i2c, out=out, floor=floor, quiet=quick)
+    except TrainingInterrupted as stop:     # its message speaks of --resume, which the demo does not have
+        raise KeyboardInterrupt(f"the model so far is in {out / CHECKPOINT}: `python -m minitx sample "
+                                f"--checkpoint {out / CHECKPOINT}` samples from it") from stop
     bits = result.summary.get("final_exact_bits", result.log.last("val/bits"))
     seed = random_slices(val, 1, 16, torch.Generator().manual_seed(0))[0]
     tokens = sample(result.model, seed, 30 if quick else 400, generator=torch.Generator().manual_seed(0))

@@ -88,23 +88,18 @@ def fetch(
     return target
 
 
-def read_bytes(path: str | os.PathLike, gzipped: bool = False) -> bytes:
+def read_bytes(path: str | os.PathLike) -> bytes:
     """The contents of ``path``, gunzipped when it is a gzip file (recognised by its magic bytes), the one
     file inside when it is a zip archive (enwik8's usual download is ``enwik8.zip``).
 
-    ``gzipped=True`` (a download whose URL names a gzip file) makes anything else an error: a server's HTML
-    error page saved in its place. That, a truncated or damaged gzip stream or zip archive raises
-    :class:`CorruptFileError`; if the file is in the cache it is deleted first, so the next call downloads a
-    fresh copy.
+    A truncated or damaged gzip stream or zip archive raises :class:`CorruptFileError`; if the file is in the
+    cache it is deleted first, so the next call downloads a fresh copy.
     """
     path = Path(path)
     raw = path.read_bytes()
     if raw.startswith(ZIP_MAGIC):
         return _only_member(path, raw)
     if not raw.startswith(GZIP_MAGIC):
-        if gzipped:
-            raise CorruptFileError(damaged(path, f"is not a gzip file (it begins {raw[:20]!r}: an error page "
-                                                  "saved in its place?)"))
         return raw
     try:
         return gzip.decompress(raw)

@@ -59,9 +59,14 @@ def _check_pickle_contents(sequences: dict, labels: dict, i2w: list) -> None:
         if len(sequences[split]) != len(labels.get(split, ())):
             raise ValueError(f"Not an IMDb pickle: {len(sequences[split])} {split} sequences but "
                              f"{len(labels.get(split, ()))} labels")
+        smallest = min((min(seq) for seq in sequences[split] if seq), default=0)
         largest = max((max(seq) for seq in sequences[split] if seq), default=0)
-        if largest >= len(i2w):
-            raise ValueError(f"Not an IMDb pickle: word index {largest} in {split}, but i2w has {len(i2w)} words")
+        if smallest < 0 or largest >= len(i2w):
+            raise ValueError(f"Not an IMDb pickle: word indices {smallest}..{largest} in {split}, but i2w has "
+                             f"{len(i2w)} words")
+        if not set(labels[split]) <= set(range(NUM_CLASSES)):
+            outside = sorted(set(labels[split]) - set(range(NUM_CLASSES)))
+            raise ValueError(f"Not an IMDb pickle: {split} labels {outside[:5]} outside 0..{NUM_CLASSES - 1}")
 
 
 def tokenize(text: str) -> list[str]:
@@ -143,10 +148,24 @@ def _read_reviews(path: Path) -> Iterator[tuple[str, str, str, str]]:
                     match = _REVIEW_PATH.search(member.name)
                     if match and member.isfile():
                         yield *match.groups(), tar.extractfile(member).read().decode("utf-8")
+                end = tar.offset
         except (EOFError, tarfile.ReadError, zlib.error) as e:       # a download cut short
             raise CorruptFileError(damaged(path, f"is not a complete tar archive ({e or type(e).__name__})")) from e
+        if _plain_tar_cut_short(path, end):
+            raise CorruptFileError(damaged(path, "is not a complete tar archive (no end-of-archive blocks after "
+                                                 "its last file: cut short?)"))
     else:
         yield from _read_tsv(read_bytes(path).decode("utf-8-sig"), path)   # -sig: drops a byte-order mark
+
+
+def _plain_tar_cut_short(path: Path, end: int) -> bool:
+    """A tar archive ends with two blocks of zeros after its last member (``end``); tarfile reads one cut
+    between members, or inside a header, as complete. A compressed one cut short fails to decompress instead."""
+    with open(path, "rb") as file:
+        if file.read(6).startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ")):       # gzip, bzip2, xz
+            return False
+        file.seek(end)
+        return file.read(1024) != bytes(1024)
 
 
 def _read_tsv(text: str, path: Path) -> Iterator[tuple[str, str, str, str]]:

@@ -29,9 +29,10 @@ def load_wp(path: str | os.PathLike | None = None, split: tuple[float, float, fl
     if len(split) != 3 or min(split) < 0 or sum(split) <= 0:
         raise ValueError(f"split must be three non-negative proportions (train, val, test), got {split}")
     source = fetch(ENWIK8_URL, path)
-    data = read_bytes(source, gzipped=path is None)
-    if path is None and len(data) != ENWIK8_BYTES:      # a download that is some other file
-        raise CorruptFileError(damaged(source, f"holds {len(data):,} bytes, not enwik8's {ENWIK8_BYTES:,}"))
+    data = read_bytes(source)        # the cached file may be gzipped (the download) or not (a copy put there)
+    if path is None and len(data) != ENWIK8_BYTES:      # an error page saved in its place, say
+        raise CorruptFileError(damaged(source, f"holds {len(data):,} bytes, not enwik8's {ENWIK8_BYTES:,} "
+                                               f"(it begins {data[:20]!r})"))
     # (n,) uint8; bytearray makes the buffer writable, as torch.from_numpy expects.
     stream = torch.from_numpy(np.frombuffer(bytearray(data), dtype=np.uint8))
     n, total = len(stream), sum(split)
