@@ -1,0 +1,65 @@
+"""What a mutation review found unchecked in minitx.tracking and minitx.checkpoint."""
+
+import matplotlib.axes
+import pytest
+import torch
+
+from minitx import LMConfig
+from minitx import functional as mf
+from minitx.checkpoint import check_config, load_model, save_checkpoint
+from minitx.nn import LM
+from minitx.tracking import RunLog
+
+
+def test_last_is_the_latest_value_of_a_series():
+    """`RunLog.last` (the demo's validation bits) gave the first logged value of a series."""
+    log = RunLog(None, {})
+    values = [3.0, 2.5, 1.25]
+    for step, value in enumerate(values):
+        log.scalar("val/bits", value, step)
+    assert log.last("val/bits") == values[-1]
+    assert log.last("never/logged") is None
+
+
+def test_logy_panels_get_a_log_scale(tmp_path, monkeypatch):
+    """``plot(logy=...)`` was never exercised: ignoring it went unnoticed."""
+    scaled = []
+    original = matplotlib.axes.Axes.set_yscale
+
+    def spy(ax, value, *args, **kwargs):
+        scaled.append((ax.get_title(), value))
+        return original(ax, value, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_yscale", spy)
+    log = RunLog(tmp_path, {}, tensorboard=False)
+    for step in range(1, 5):
+        log.scalar("grad", 10.0 ** step, step)
+        log.scalar("loss", 1.0 / step, step)
+    log.plot({"gradient norm": ["grad"], "loss": ["loss"]}, logy=("gradient norm",))
+    assert scaled == [("gradient norm", "log")]
+
+
+def test_a_config_field_on_one_side_only_is_a_difference():
+    """A field the checkpoint lacks (an older version) or only the checkpoint has must be named, not skipped
+    because the comparison ran over the shared fields only."""
+    saved = {"emb": 8, "depth": 1}
+    with pytest.raises(ValueError, match=r"heads: checkpoint None vs asked 2"):
+        check_config(saved, {**saved, "heads": 2}, "c.pt")
+    with pytest.raises(ValueError, match=r"heads: checkpoint 2 vs asked None"):
+        check_config({**saved, "heads": 2}, saved, "c.pt")
+    check_config(saved, dict(saved), "c.pt")                       # equal configs pass
+
+
+def test_load_model_gives_an_eval_mode_model(tmp_path):
+    """`python -m minitx sample` uses load_model's model as it comes: left in training mode, a model trained
+    with dropout sampled with dropout on."""
+    config = LMConfig(vocab=6, emb=8, heads=2, depth=1, context=8, dropout=0.5)
+    model = LM(config, torch.Generator().manual_seed(0))
+    path = save_checkpoint(tmp_path / "c.pt", {"model": model.state_dict(), "config": config.to_dict()})
+    loaded, _ = load_model(path)
+    assert not loaded.training
+    tokens = torch.tensor([[0, 1, 2, 3, 4, 5]])
+    with torch.no_grad():
+        expected = mf.lm(model.tree(), tokens, config, training=False)
+        torch.testing.assert_close(loaded(tokens), expected)
+        torch.testing.assert_close(loaded(tokens), expected)      # no random masks: the same twice
