@@ -424,6 +424,7 @@ def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: L
             last_checkpoint = step
         if interrupted:
             bar.close()
+            log.close()                          # the TensorBoard events so far reach the disk
             raise TrainingInterrupted(f"stopped at step {step}, saved in {checkpoint_path}; resuming the run "
                                       "(--resume, with the same flags) continues it")
         if logging or stopping:
@@ -431,6 +432,7 @@ def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: L
     bar.close()
     interrupt.restore()                         # from here on Ctrl-C stops at once: the checkpoint is written
     if interrupt.requested:                     # Ctrl-C during the last step: stop, as asked, before evaluating
+        log.close()
         raise TrainingInterrupted(f"stopped at the last step ({step}), saved in {checkpoint_path}; the final "
                                   "evaluation did not run: --resume runs it")
 
