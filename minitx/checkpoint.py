@@ -76,7 +76,7 @@ def _unreadable(path: Path, error: Exception) -> str:
     if not zipfile.is_zipfile(path):     # torch.save writes a zip archive
         what = "a zip archive cut short" if head.startswith(b"PK") else f"not one torch.save wrote (it begins {head!r})"
         return f"it is {what}"
-    refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
+    refused = re.search(r"Unsupported (?:global: GLOBAL|class) (\S+)", str(error))    # torch >= 2.4 / 2.2
     if refused:                          # e.g. torch.save(model): the whole module, not a state dict
         return (f"it holds a {refused.group(1)}, and a checkpoint loads only tensors and plain data (a whole "
                 "torch.save(model) is refused: minitx checkpoints hold state dicts)")
