@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-from minitx.data.download import CorruptFileError, damaged, fetch, read_bytes
+from minitx.data.download import GZIP_MAGIC, CorruptFileError, damaged, fetch, read_bytes
 from minitx.data.safe_pickle import load_pickle
 from minitx.data.splits import Sequences, sort_by_length, validation_split
 from minitx.data.vocab import SPECIALS, UNK, vocab_from_counts
@@ -64,8 +64,8 @@ def _check_pickle_contents(sequences: dict, labels: dict, i2w: list) -> None:
         if smallest < 0 or largest >= len(i2w):
             raise ValueError(f"Not an IMDb pickle: word indices {smallest}..{largest} in {split}, but i2w has "
                              f"{len(i2w)} words")
-        if not set(labels[split]) <= set(range(NUM_CLASSES)):
-            outside = sorted(set(labels[split]) - set(range(NUM_CLASSES)))
+        outside = sorted(set(labels[split]) - set(range(NUM_CLASSES)))
+        if outside:
             raise ValueError(f"Not an IMDb pickle: {split} labels {outside[:5]} outside 0..{NUM_CLASSES - 1}")
 
 
@@ -162,7 +162,7 @@ def _plain_tar_cut_short(path: Path, end: int) -> bool:
     """A tar archive ends with two blocks of zeros after its last member (``end``); tarfile reads one cut
     between members, or inside a header, as complete. A compressed one cut short fails to decompress instead."""
     with open(path, "rb") as file:
-        if file.read(6).startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ")):       # gzip, bzip2, xz
+        if file.read(6).startswith((GZIP_MAGIC, b"BZh", b"\xfd7zXZ")):       # gzip, bzip2, xz
             return False
         file.seek(end)
         return file.read(1024) != bytes(1024)
