@@ -309,6 +309,7 @@ def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: L
         if not is_main:  # the checkpoint holds rank 0's data stream: other ranks draw fresh, distinct batches
             generators["data"] = distributed.rank_generator(settings.seed + step, info)
         _restore_series(log, saved["series"])
+        log.earlier_wall_s = saved.get("wall_s", 0.0)       # older checkpoints do not record it
         window = saved.get("window", window)
 
     compiled = maybe_compile(model, settings.compile)       # evaluation runs this one: no DDP collectives
@@ -415,7 +416,8 @@ def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: L
                                                         or stopping or interrupted):
             save_checkpoint(checkpoint_path, {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                "elapsed_s": elapsed, "config": config.to_dict(), "settings": asdict(settings),
+                "elapsed_s": elapsed, "wall_s": log.wall_time_s(), "config": config.to_dict(),
+                "settings": asdict(settings),
                 "random": random_state(generators), "series": _series_to_tensors(log), "samples": samples,
                 "vocab": i2c, "data": data, "window": {"loss": window_loss.item(), "norm": window_norm.item(),
                                                        "steps": window_steps,

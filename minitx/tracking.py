@@ -61,6 +61,7 @@ class RunLog:
     """Collects scalar series ``name -> [(step, value), ...]`` and writes them into a run folder.
 
     ``out=None`` keeps everything in memory (tests, notebooks). ``tensorboard=True`` also writes event files.
+    ``earlier_wall_s`` is the wall time of a resumed run's earlier sessions, which ``wall_time_s`` counts on from.
     """
 
     def __init__(self, out: str | Path | None, config: dict, *, tensorboard: bool = True) -> None:
@@ -68,6 +69,7 @@ class RunLog:
         self.config = config
         self.series: dict[str, list[tuple[int, float]]] = defaultdict(list)
         self.started = time.time()
+        self.earlier_wall_s = 0.0
         self._writer = None
         if self.out is not None:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -84,12 +86,16 @@ class RunLog:
     def last(self, name: str) -> float | None:
         return self.series[name][-1][1] if self.series.get(name) else None
 
+    def wall_time_s(self) -> float:
+        """Seconds of wall time of the whole run: this session's since the log opened, plus earlier ones'."""
+        return self.earlier_wall_s + time.time() - self.started
+
     def write_metrics(self, summary: dict) -> dict:
         """Write ``metrics.json``: config, summary (final numbers), series, wall time. Returns the payload."""
         payload = {
             "config": self.config,
             **summary,
-            "wall_time_s": round(time.time() - self.started, 2),
+            "wall_time_s": round(self.wall_time_s(), 2),
             "series": {name: [[step, value] for step, value in points] for name, points in self.series.items()},
         }
         if self.out is not None:

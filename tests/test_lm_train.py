@@ -125,6 +125,18 @@ def test_a_resumed_run_counts_on_from_the_saved_training_time(tmp_path):
     assert resumed.step == 6 and 1000.0 <= resumed.summary["train_time_s"] < 1100.0
 
 
+def test_a_resumed_runs_wall_time_counts_its_earlier_sessions(tmp_path):
+    """metrics.json's wall_time_s is the whole run's, not only the last session's."""
+    run(out=tmp_path, steps=3, final_eval="none")
+    saved = load_checkpoint(tmp_path / CHECKPOINT)
+    assert 0.0 < saved["wall_s"] < 60.0
+    save_checkpoint(tmp_path / CHECKPOINT, {**saved, "wall_s": 5000.0})
+    with pytest.warns(UserWarning, match="other training settings"):
+        run(out=tmp_path, resume=True, steps=6, final_eval="none")
+    assert 5000.0 < json.loads((tmp_path / "metrics.json").read_text())["wall_time_s"] < 5100.0
+    assert load_checkpoint(tmp_path / CHECKPOINT)["wall_s"] > 5000.0
+
+
 def test_gradient_accumulation_equals_one_big_batch():
     """accumulate=2 with batch 4 draws the same windows as batch 8 (two draws of 4 starts are one draw of 8)
     and averages the two halves' gradients: the same updates as one batch of 8, up to float rounding."""
