@@ -5,6 +5,7 @@ field has a default that trains on a laptop CPU, and `validate()` turns a bad co
 before any tensor is made.
 """
 
+import numbers
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal, TypeVar
 
@@ -25,6 +26,15 @@ def config_from_dict(cls: type[Config], saved: dict[str, Any]) -> Config:
         raise ValueError(f"the saved {cls.__name__} has fields this version of minitx does not know: {unknown} "
                          "(saved by another version?)")
     return cls(**saved)
+
+
+def check_integer(settings: object, *names: str) -> None:
+    """A clear error naming the first field in ``names`` that is not a whole number (8.0 or '8' would fail
+    later, inside torch, with a message about its arguments)."""
+    for name in names:
+        value = getattr(settings, name)
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+            raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
 
 
 def check_positive(settings: object, *names: str) -> None:
@@ -86,6 +96,7 @@ class ClassifierConfig:
         _check_choice("pool", self.pool, ("mean", "max", "select"))
         _check_choice("norm", self.norm, ("post", "pre"))
         _check_choice("backend", self.backend, ("scratch", "sdpa"))
+        check_integer(self, "vocab", "classes", "emb", "heads", "depth", "max_len")
         check_positive(self, "vocab", "classes", "emb", "max_len")
         check_non_negative(self, "depth")
         if not 0.0 <= self.dropout < 1.0:
@@ -124,6 +135,7 @@ class LMConfig:
     def validate(self) -> None:
         _check_choice("norm", self.norm, ("post", "pre"))
         _check_choice("backend", self.backend, ("scratch", "sdpa"))
+        check_integer(self, "vocab", "emb", "heads", "depth", "context")
         check_positive(self, "vocab", "emb", "depth", "context")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")

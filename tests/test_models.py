@@ -155,6 +155,23 @@ def test_too_long_sequence_names_both_lengths():
     mf.lm(params, torch.zeros(1, 10, dtype=torch.long), config, cache=cache)
     with pytest.raises(ValueError, match="length 13"):
         mf.lm(params, torch.zeros(1, 3, dtype=torch.long), config, cache=cache)
+    with pytest.raises(ValueError, match=r"10 positions in the cache, 3 new.*start a new cache"):
+        mf.lm(params, torch.zeros(1, 3, dtype=torch.long), config, cache=cache)
+
+
+def test_a_cached_call_that_fails_part_way_leaves_the_cache_as_it_found_it():
+    """A call that failed in its second block (here float32 weights on a float64 cache) left the first block's
+    cache one position ahead: the next call then attended at the wrong positions, silently."""
+    config, params = small_lm()                                                  # float64 weights
+    tokens = torch.randint(0, 13, (2, 5), generator=torch.Generator().manual_seed(1))
+    full = mf.lm(params, tokens, config)
+    cache = mf.init_cache(config)
+    mf.lm(params, tokens[:, :3], config, cache=cache)
+    broken = {**params, "blocks": [params["blocks"][0], mf.tree_map(lambda t: t.float(), params["blocks"][1])]}
+    with pytest.raises(RuntimeError):
+        mf.lm(broken, tokens[:, 3:4], config, cache=cache)
+    assert [layer.length for layer in cache.layers] == [3, 3]
+    torch.testing.assert_close(mf.lm(params, tokens[:, 3:], config, cache=cache), full[:, 3:])
 
 
 def test_a_cache_refuses_a_batch_of_another_size():
@@ -197,6 +214,19 @@ def test_bad_token_inputs_raise_clear_errors(tokens, error):
 def test_bad_configs_raise_clear_errors(fields, error):
     with pytest.raises(ValueError, match=error):
         ClassifierConfig(vocab=5, **fields)
+
+
+@pytest.mark.parametrize("cls, fields, error", [
+    (ClassifierConfig, dict(vocab=5, depth=2.0), "depth must be an integer, got 2.0"),
+    (ClassifierConfig, dict(vocab="50"), "vocab must be an integer, got '50'"),
+    (LMConfig, dict(vocab=5, emb=8.0, heads=2), "emb must be an integer"),
+    (LMConfig, dict(vocab=5, context=8.5), "context must be an integer"),
+    (LMConfig, dict(vocab=5, heads=True), "heads must be an integer"),
+])
+def test_sizes_that_are_not_integers_are_clear_errors(cls, fields, error):
+    """They passed validate() and failed later inside torch.randn or range()."""
+    with pytest.raises(TypeError, match=error):
+        cls(**fields)
 
 
 @pytest.mark.parametrize("backend", ["scratch", "sdpa"])

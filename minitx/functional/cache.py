@@ -56,6 +56,12 @@ class LayerCache:
             self.mask = torch.cat([old, new], dim=1)
         return self._keys[..., :end, :], self._values[..., :end, :], self.mask
 
+    def truncate(self, length: int) -> None:
+        """Forget every position from ``length`` on (what a failed call appended: see `KVCache.truncate`)."""
+        self._length = min(self._length, length)
+        if self.mask is not None:
+            self.mask = self.mask[:, : self._length]
+
 
 class KVCache:
     """One `LayerCache` per layer of a model; ``length`` is the number of positions already processed.
@@ -67,3 +73,10 @@ class KVCache:
     @property
     def length(self) -> int:
         return self.layers[0].length
+
+    def truncate(self, length: int) -> None:
+        """Forget every position from ``length`` on, in every layer. `lm` calls it when a call fails part way (a
+        dtype mismatch, out of memory in a later layer): its first layers would otherwise hold the new positions
+        and the later ones not, and the next call would silently attend at the wrong positions."""
+        for layer in self.layers:
+            layer.truncate(length)

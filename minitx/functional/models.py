@@ -123,14 +123,23 @@ def lm(
     """
     _check_tokens(tokens)
     offset = 0 if cache is None else cache.length
+    if cache is not None and offset + tokens.shape[1] > params["positions"]["weight"].shape[0]:
+        raise ValueError(f"sequence of length {offset + tokens.shape[1]} ({offset} positions in the cache, "
+                         f"{tokens.shape[1]} new) is longer than the position table "
+                         f"({params['positions']['weight'].shape[0]} positions); start a new cache (mf.init_cache)")
     x = embedding(params["tokens"], tokens)                                             # (b, t, e)
     x = x + position_embedding(params["positions"], tokens.shape[1], offset)            # (t, e)
     x = dropout(x, config.dropout, training, generator)
     final = len(params["blocks"]) - 1
-    for i, block in enumerate(params["blocks"]):
-        x = transformer_block(block, x, config.heads, causal=True, dropout=config.dropout, training=training,
-                              cache=None if cache is None else cache.layers[i], norm=config.norm,
-                              backend=config.backend, generator=generator, last=last if i == final else None)
+    try:
+        for i, block in enumerate(params["blocks"]):
+            x = transformer_block(block, x, config.heads, causal=True, dropout=config.dropout, training=training,
+                                  cache=None if cache is None else cache.layers[i], norm=config.norm,
+                                  backend=config.backend, generator=generator, last=last if i == final else None)
+    except BaseException:
+        if cache is not None:       # a call that fails part way leaves the cache as it found it
+            cache.truncate(offset)
+        raise
     if config.norm == "pre":
         x = layer_norm(params["norm"], x)
     return linear(params["head"], x)                                                    # (b, t, vocab)
