@@ -142,6 +142,24 @@ def test_shapes_that_do_not_fit_are_clear_errors(backend, q_shape, k_shape, mask
         mf.attend(q, k, k, mask=mask, backend=backend)
 
 
+@pytest.mark.parametrize("backend", ["scratch", "sdpa"])
+@pytest.mark.parametrize("tq, tk", [(0, 3), (3, 0), (0, 0)])
+def test_no_queries_or_no_keys_give_zero_vectors(backend, tq, tk):
+    """The scratch kernel crashed folding an empty batch; a query with no key to see gets a zero vector."""
+    q, k, v = torch.randn(2, tq, 4), torch.randn(2, tk, 4), torch.randn(2, tk, 5)
+    assert torch.equal(mf.attend(q, k, v, backend=backend), torch.zeros(2, tq, 5))
+
+
+def test_scratch_attention_in_float16_does_not_overflow_where_sdpa_does_not():
+    """Unscaled float16 scores past 65504 were inf in the scratch kernel, and its softmax NaN."""
+    x = torch.randn(1, 6, 64, generator=torch.Generator().manual_seed(0)) * 40
+    reference = mf.attend(x, x, x, scale=False)                                   # float32
+    for backend in ("scratch", "sdpa"):
+        out = mf.attend(x.half(), x.half(), x.half(), scale=False, backend=backend)
+        assert out.dtype == torch.float16
+        torch.testing.assert_close(out.float(), reference, rtol=2e-2, atol=0.5)
+
+
 def test_causal_needs_enough_keys():
     with pytest.raises(ValueError, match="at least as many keys"):
         mf.causal_visibility(4, 3)

@@ -58,6 +58,16 @@ def test_dropout_is_identity_in_eval_and_reproducible_with_a_generator():
     torch.testing.assert_close(first[kept], x[kept] / 0.7)
 
 
+@pytest.mark.parametrize("generator", [None, torch.Generator().manual_seed(0)])
+def test_dropout_of_everything_gives_zeros_and_a_probability_outside_0_1_is_an_error(generator):
+    """With a generator p = 1 gave 0 / 0 = NaN (without one, torch's zeros), and p = -0.5 torch's message
+    about its own bernoulli argument, 1 - p."""
+    assert torch.equal(mf.dropout(torch.ones(3), 1.0, True, generator), torch.zeros(3))
+    for p in (-0.5, 1.5, float("nan")):
+        with pytest.raises(ValueError, match=f"dropout probability must be in \\[0, 1\\], got {p}"):
+            mf.dropout(torch.ones(3), p, True, generator)
+
+
 @st.composite
 def padded_batch(draw):
     b, t, e = draw(st.integers(1, 4)), draw(st.integers(1, 6)), draw(st.integers(1, 4))

@@ -103,10 +103,14 @@ def attend(
 
     Shapes: q (..., tq, s), k (..., tk, s), v (..., tk, sv) -> (..., tq, sv); every leading dimension is a
     batch dimension. ``mask`` is a bool tensor broadcastable to (..., tq, tk), True = the query may see the
-    key. ``causal`` adds the mask of `causal_visibility`. ``scale`` is True for 1/sqrt(s) (the scaling that
-    keeps dot products of random s-dimensional vectors near unit variance), False for none, or a number.
+    key: a padding mask (batch, tk) needs its query axis, ``mask[:, None, :]`` (and a heads axis for
+    (batch, heads, tq, tk) inputs, ``mask[:, None, None, :]``); without it, broadcasting would read its batch
+    axis as the queries' (an error, unless batch == tq). ``causal`` adds the mask of `causal_visibility`.
+    ``scale`` is True for 1/sqrt(s) (the scaling that keeps dot products of random s-dimensional vectors near
+    unit variance), False for none, or a number.
 
-    A query that may see no key at all returns a zero vector rather than the NaN a softmax over nothing gives.
+    A query that may see no key at all (masked out, or tk = 0) returns a zero vector rather than the NaN a
+    softmax over nothing gives.
     ``backend='sdpa'`` computes the same with PyTorch's fused `scaled_dot_product_attention`.
     """
     if (q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]
@@ -118,6 +122,8 @@ def attend(
         _check_attention_mask(mask, (*q.shape[:-1], tk))
         if mask.dim() < 2:                      # (tk,) or a scalar: the code below needs (.., tq or 1, tk)
             mask = mask.reshape((1,) * (2 - mask.dim()) + tuple(mask.shape))
+    if tq == 0 or tk == 0:                      # nothing to attend with or to (the kernels cannot fold it)
+        return q.new_zeros(*q.shape[:-1], v.shape[-1])
 
     visible = mask
     if causal and tq > 1:   # one query is the last position: it sees every key (the common step of decoding)
@@ -156,6 +162,8 @@ def _scratch_attention(
     The leading dimensions are folded into one batch dimension B, and the mask becomes an additive bias
     (0 where visible, -inf elsewhere) that enters the score product itself.
     """
+    if q.dtype == torch.float16:    # float16 scores overflow to inf past 65504: compute in float32, as sdpa does
+        return _scratch_attention(q.float(), k.float(), v.float(), visible, factor, causal_offset).half()
     *lead, tq, s = q.shape
     tk, sv = k.shape[-2], v.shape[-1]
     q3, k3, v3 = q.reshape(-1, tq, s), k.reshape(-1, tk, s), v.reshape(-1, tk, sv)   # (B, t, s)

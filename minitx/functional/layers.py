@@ -82,10 +82,14 @@ def dropout(
     With a ``generator`` the dropped elements are reproducible: the mask is one ``bernoulli_`` draw of x's
     shape, so the order of random draws is the order of the calls.
     """
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability must be in [0, 1], got {p}")
     if not training or p == 0.0:
         return x
     if generator is None:
         return F.dropout(x, p, training=True)
+    if p == 1.0:                    # every element dropped: 0 / (1 - p) would be NaN
+        return torch.zeros_like(x)
     keep = torch.empty_like(x).bernoulli_(1 - p, generator=generator)
     return x * keep / (1 - p)
 
