@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from .data import random_slices
 from .nn import LM
+from .sample import check_tokens_in_vocabulary
 
 Model = Callable[[torch.Tensor], torch.Tensor]
 
@@ -40,6 +41,16 @@ def check_context(length: int, model_context: int | None, model: Model | None = 
             f"evaluation context {length} is longer than the model's position table ({model_context}); "
             f"use a context of at most {model_context}"
         )
+
+
+def _check_stream(data: torch.Tensor, model: Model, **counts: int) -> None:
+    """Positive batch counts, and a stream of token ids the model's vocabulary holds (where it has a config)."""
+    for name, value in counts.items():
+        if not value >= 1:
+            raise ValueError(f"{name} must be a positive number, got {value}")
+    vocab = getattr(getattr(model, "config", None), "vocab", None)
+    if vocab is not None:
+        check_tokens_in_vocabulary(data, vocab, "the evaluation data")
 
 
 def last_logits(model: Model, inputs: torch.Tensor) -> torch.Tensor:
@@ -69,6 +80,7 @@ def estimate_bits(model: Model, data: torch.Tensor, context: int, *, batches: in
     and only its last character is scored (so each batch scores ``batch_size`` characters).
     """
     check_context(context, model_context, model)
+    _check_stream(data, model, batches=batches, batch_size=batch_size)
     sums = []
     for _ in tqdm(range(batches), desc="estimate bits", disable=not progress, leave=False):
         window = random_slices(data, batch_size, context + 1, generator).to(device)  # (b, L + 1)
@@ -110,6 +122,7 @@ def exact_bits(model: Model, data: torch.Tensor, context: int, *, stride: int | 
     check_context(context, model_context, model)
     if data.dim() != 1 or len(data) < 2:
         raise ValueError(f"data must be a 1-D stream of at least 2 tokens, got shape {tuple(data.shape)}")
+    _check_stream(data, model, batch_size=batch_size)
     stride = max(1, context // 2) if stride is None else stride       # context 1 (a bigram model): stride 1
     if not 1 <= stride <= context:
         raise ValueError(f"stride must be in 1 .. context ({context}), got {stride}")

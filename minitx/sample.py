@@ -8,6 +8,8 @@ pass over the last ``context`` tokens (its final block for the last position onl
 not needed), exactly what running without a cache does.
 """
 
+import numbers
+
 import torch
 
 from . import functional as mf
@@ -55,6 +57,24 @@ def check_epsilon(epsilon: float | None) -> None:
         raise ValueError(f"epsilon must be in [0, 1), got {epsilon}")
 
 
+def check_sampling(temperature: float, top_k: int | None, epsilon: float | None) -> None:
+    """The sampling settings of `pick_next`, checked: a clear error for each one out of its range."""
+    if not temperature >= 0:           # NaN too
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if top_k is not None and (not isinstance(top_k, numbers.Integral) or isinstance(top_k, bool) or top_k < 1):
+        raise ValueError(f"top_k must be a positive integer (or None for no limit), got {top_k!r}")
+    check_epsilon(epsilon)
+
+
+def check_tokens_in_vocabulary(tokens: torch.Tensor, vocab: int, what: str) -> None:
+    """Integer token ids in 0 .. vocab - 1 (an embedding lookup outside them is a bare IndexError)."""
+    if tokens.is_floating_point() or tokens.dtype == torch.bool:
+        raise TypeError(f"{what} must hold integer token ids, got {tokens.dtype}")
+    if tokens.numel() and not 0 <= int(tokens.min()) <= int(tokens.max()) < vocab:
+        raise ValueError(f"{what} holds token ids from {int(tokens.min())} to {int(tokens.max())}, outside the "
+                         f"model's vocabulary 0 .. {vocab - 1}")
+
+
 def pick_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
               generator: torch.Generator | None = None, epsilon: float | None = None) -> torch.Tensor:
     """One token per row of logits (b, vocab) -> (b,) long.
@@ -67,17 +87,15 @@ def pick_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None 
     place; each is unlikely, but a long sample draws many tokens. Dropping that tail does not sharpen the
     rest, as a lower temperature does.
     """
-    if not temperature >= 0:           # NaN too
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
-    check_epsilon(epsilon)
+    check_sampling(temperature, top_k, epsilon)
+    if logits.dim() != 2:
+        raise ValueError(f"logits must have shape (batch, vocab), got {tuple(logits.shape)}")
     if temperature == 0:
         return logits.argmax(dim=-1)
     logits = logits.float()
     # shifted so each row's largest logit is 0: the same softmax, and a tiny temperature cannot overflow to inf
     logits = (logits - logits.amax(dim=-1, keepdim=True)) / temperature
     if top_k is not None:
-        if top_k < 1:
-            raise ValueError(f"top_k must be positive, got {top_k}")
         top = logits.topk(min(top_k, logits.shape[-1]), dim=-1).indices          # (b, k)
         keep = torch.zeros_like(logits, dtype=torch.bool).scatter_(-1, top, True)
         logits = logits.masked_fill(~keep, float("-inf"))   # exactly k kept, even where logits tie at the k-th
@@ -102,6 +120,8 @@ def sample(model: LM, seed: torch.Tensor, length: int, *, temperature: float = 1
     """
     if length < 0:
         raise ValueError(f"length must be >= 0, got {length}")
+    check_sampling(temperature, top_k, epsilon)
+    check_tokens_in_vocabulary(seed, model.config.vocab, "the seed")
     single = seed.dim() == 1
     tokens = (seed[None] if single else seed).long().to(next(model.parameters()).device)   # (b, t)
     if tokens.shape[1] == 0:

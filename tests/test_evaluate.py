@@ -130,6 +130,23 @@ def test_a_context_longer_than_the_position_table_is_a_clear_error():
         estimate_bits(model, data, 16, batches=1, model_context=8)
 
 
+def test_bad_counts_and_tokens_outside_the_vocabulary_are_clear_errors():
+    """Were "range() arg 3 must not be zero", "stack expects a non-empty TensorList" and a bare IndexError."""
+    model = tiny_lm(context=8)
+    data = torch.randint(0, V, (100,))
+    with pytest.raises(ValueError, match="batch_size must be a positive number, got 0"):
+        exact_bits(model, data, 8, batch_size=0)
+    with pytest.raises(ValueError, match="batches must be a positive number, got 0"):
+        estimate_bits(model, data, 8, batches=0)
+    with pytest.raises(ValueError, match="batch_size must be a positive number, got 0"):
+        estimate_bits(model, data, 8, batches=1, batch_size=0)
+    outside = data.clone()
+    outside[50] = V
+    for evaluate in (exact_bits, estimate_bits):
+        with pytest.raises(ValueError, match=f"token ids from 0 to {V}, outside the model's vocabulary"):
+            evaluate(model, outside, 8)
+
+
 
 def position_model(tokens):
     """Logits that reveal the position inside the window: a dummy class V-1 (never a target) has logit i."""

@@ -145,3 +145,31 @@ def test_seed_text_outside_the_vocabulary_is_a_clear_error():
     assert decode(encode("ab c", c2i), list("abc ")) == "ab c"
     with pytest.raises(ValueError, match=r"outside the model's vocabulary: \['Z', '~'\]"):
         encode("abZ~", c2i)
+
+
+@pytest.mark.parametrize("seed, error, kind", [
+    (torch.tensor([1, V, 2]), rf"token ids from 1 to {V}, outside the model's vocabulary 0 \.\. {V - 1}", ValueError),
+    (torch.tensor([-1, 2]), "token ids from -1 to 2", ValueError),
+    (torch.tensor([1.7, 2.2]), "must hold integer token ids", TypeError),   # was truncated to [1, 2] silently
+])
+def test_a_seed_of_token_ids_outside_the_vocabulary_is_a_clear_error(seed, error, kind):
+    with pytest.raises(kind, match=error):
+        sample(tiny_lm(), seed, 3)
+
+
+@pytest.mark.parametrize("settings, error", [
+    (dict(top_k=0), "top_k must be a positive integer"),
+    (dict(top_k=2.0), "top_k must be a positive integer"),                # was a TypeError inside topk
+    (dict(temperature=float("nan")), "temperature must be >= 0"),
+    (dict(epsilon=1.0), "epsilon must be in"),
+])
+def test_bad_sampling_settings_are_refused_even_for_no_new_tokens(settings, error):
+    with pytest.raises(ValueError, match=error):
+        sample(tiny_lm(), SEED, 0, **settings)
+    with pytest.raises(ValueError, match=error):
+        pick_next(torch.zeros(1, V), **settings)
+
+
+def test_pick_next_wants_a_batch_of_logits():
+    with pytest.raises(ValueError, match=r"logits must have shape \(batch, vocab\), got \(7,\)"):
+        pick_next(torch.randn(7))
