@@ -58,6 +58,11 @@ def test_dropout_is_identity_in_eval_and_reproducible_with_a_generator():
     torch.testing.assert_close(first[kept], x[kept] / 0.7)
 
 
+def test_init_feed_forward_with_the_generator_in_hiddens_place_says_so():
+    with pytest.raises(TypeError, match="pass the generator by keyword"):
+        mf.init_feed_forward(8, torch.Generator())
+
+
 @pytest.mark.parametrize("generator", [None, torch.Generator().manual_seed(0)])
 def test_dropout_of_everything_gives_zeros_and_a_probability_outside_0_1_is_an_error(generator):
     """With a generator p = 1 gave 0 / 0 = NaN (without one, torch's zeros), and p = -0.5 torch's message

@@ -174,6 +174,17 @@ def test_a_cached_call_that_fails_part_way_leaves_the_cache_as_it_found_it():
     torch.testing.assert_close(mf.lm(params, tokens[:, 3:], config, cache=cache), full[:, 3:])
 
 
+def test_parameters_or_a_cache_of_another_depth_than_the_config_are_clear_errors():
+    """Extra blocks ran silently (config.depth ignored); with a cache they were an IndexError."""
+    config, params = small_lm()                                                   # depth 2
+    tokens = torch.zeros(1, 3, dtype=torch.long)
+    deeper = {**params, "blocks": [*params["blocks"], params["blocks"][0]]}
+    with pytest.raises(ValueError, match="config.depth is 2, but the parameters hold 3 blocks"):
+        mf.lm(deeper, tokens, config)
+    with pytest.raises(ValueError, match="the cache 3 layers"):
+        mf.lm(params, tokens, config, cache=mf.init_cache(LMConfig(vocab=13, emb=8, heads=2, depth=3, context=12)))
+
+
 def test_a_cache_refuses_a_batch_of_another_size():
     """A batch-1 step on a batch-3 cache was broadcast into all three rows: batch-3 logits for one sequence."""
     config, params = small_lm(backend="sdpa")

@@ -99,6 +99,9 @@ def init_feed_forward(
     std: float | None = None, out_std: float | None = None,
 ) -> Params:
     """Two linear layers ``{'hidden': emb -> hidden, 'out': hidden -> emb}``; hidden defaults to 4 x emb."""
+    if isinstance(hidden, torch.Generator):          # init_feed_forward(emb, g): every other init_x takes it so
+        raise TypeError("init_feed_forward(emb, hidden=None, generator=None): pass the generator by keyword, "
+                        "init_feed_forward(emb, generator=g)")
     hidden = 4 * emb if hidden is None else hidden
     return {
         "hidden": init_linear(emb, hidden, generator, std=std),

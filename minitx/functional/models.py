@@ -122,6 +122,9 @@ def lm(
     on those n positions only (every earlier block needs them all, as keys).
     """
     _check_tokens(tokens)
+    if len(params["blocks"]) != config.depth or (cache is not None and len(cache.layers) != config.depth):
+        raise ValueError(f"config.depth is {config.depth}, but the parameters hold {len(params['blocks'])} blocks"
+                         + ("" if cache is None else f" and the cache {len(cache.layers)} layers"))
     offset = 0 if cache is None else cache.length
     if cache is not None and offset + tokens.shape[1] > params["positions"]["weight"].shape[0]:
         raise ValueError(f"sequence of length {offset + tokens.shape[1]} ({offset} positions in the cache, "
