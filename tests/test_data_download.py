@@ -25,6 +25,7 @@ from minitx.data import (
     load_wp,
     safe_loads,
 )
+from minitx.data.download import read_bytes
 
 TINY_IMDB = ({"train": [[4, 5], [5], [4, 4, 5]], "test": [[5, 4]]}, {"train": [0, 1, 0], "test": [1]},
              [".pad", ".start", ".end", ".unk", "good", "bad"], {})
@@ -151,6 +152,23 @@ def test_corrupt_gzip_outside_the_cache_is_refused_but_kept(tmp_path, cache):
     with pytest.raises(CorruptFileError, match="replace the file"):
         load_imdb(path=path)
     assert path.exists()
+
+
+def test_a_users_damaged_file_in_the_cache_folder_is_refused_but_kept(cache):
+    """The offline error tells users to copy files into the cache folder; one of theirs passed with path= was
+    deleted there when it did not parse (a cut pickle, a cut gzip of reviews, the TSV given as the pickle)."""
+    cache.mkdir()
+    whole = gzip.compress(pickle.dumps(TINY_IMDB))
+    files = {"partial.pkl.gz": whole[: len(whole) // 2], "imdb.word.pkl.gz": whole[:40],
+             "my_reviews.tsv.gz": gzip.compress(b"train\tpos\t1\tgreat movie\n")}
+    for name, content in files.items():
+        (cache / name).write_bytes(content)
+        with pytest.raises((CorruptFileError, ValueError), match="replace the file|TSV|load_imdb_raw"):
+            load_imdb(path=cache / name)
+        assert (cache / name).read_bytes() == content, name
+    with pytest.raises(CorruptFileError, match="replace the file"):
+        read_bytes(cache / "partial.pkl.gz")
+    assert (cache / "partial.pkl.gz").exists()
 
 
 def test_load_imdb_downloads_through_the_cache(server, cache, monkeypatch):

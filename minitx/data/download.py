@@ -3,7 +3,8 @@
 A file is fetched once with the ``wget`` module (as the course does) into the cache directory
 (``$MINITX_DATA``, else ``~/.cache/minitx``). It is written under a temporary name and renamed only once it
 is complete and has passed the optional size/sha256 checks, so an interrupted download never looks like a
-finished one. A damaged gzip file found in the cache is deleted and reported, never silently reused.
+finished one. A damaged file found in the cache is deleted and reported, never silently reused; a file the
+user gives (``path=``) is never deleted, wherever it is.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ import wget
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZIP_MAGIC = b"PK\x03\x04"
+
+# The cache files `fetch` has handed out in this process: only these are deleted when found damaged. A file the
+# user passed (path=, --path), even one kept in the cache folder, is theirs: refused, never deleted.
+_fetched: set[Path] = set()
 
 
 class DownloadError(RuntimeError):
@@ -59,6 +64,7 @@ def fetch(
         return path
 
     target = cache_dir() / (filename or url.rsplit("/", 1)[-1])
+    _fetched.add(target.resolve())
     if target.exists():
         problem = _mismatch(target, size, sha256)
         if problem:
@@ -133,8 +139,9 @@ def _mismatch(path: Path, size: int | None, sha256: str | None) -> str | None:
 
 
 def damaged(path: Path, problem: str) -> str:
-    """Delete ``path`` if it lives in the cache (it would be reused otherwise) and describe what happened."""
-    if path.resolve().parent == cache_dir().resolve():
+    """Delete ``path`` if `fetch` took it from the cache (it would be reused otherwise) and describe what
+    happened; a file the user gave is kept."""
+    if path.resolve() in _fetched:
         path.unlink(missing_ok=True)
         return f"{path} {problem}; the cached copy was deleted, run again to download it afresh."
     return f"{path} {problem}; replace the file with a complete copy."
