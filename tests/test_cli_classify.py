@@ -68,6 +68,35 @@ def test_flags_the_data_set_ignores_are_errors(command, argv, named, capsys):
         assert "--final has no effect" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", ["classify", "tune"])
+@pytest.mark.parametrize(("argv", "named"), [
+    (["--model", "baseline", "--depth", "3"], "--depth has no effect with --model baseline"),
+    (["--model", "baseline", "--heads", "2", "--backend", "sdpa"], "--heads, --backend have no effect"),
+    (["--model", "simple", "--heads", "3"], "--heads has no effect with --model simple"),
+    (["--model", "full", "--norm", "pre"], "--norm has no effect with --model full"),
+])
+def test_model_flags_the_model_ignores_are_errors(command, argv, named, capsys):
+    """They trained the model without them, and metrics.json recorded them (a baseline of depth 3); tune
+    refused --heads 7 for a baseline because no searched emb was divisible by 7."""
+    assert main([command, *BASE, *argv]) == 2
+    assert named in capsys.readouterr().err
+
+
+def test_classify_refuses_a_folder_that_holds_a_run(tmp_path, capsys):
+    """A second run into the same --out overwrote the first's metrics.json and model.pt, and its TensorBoard
+    events joined the first's."""
+    out = tmp_path / "run"
+    assert main(["classify", *QUICK, "--epochs", "1", "--out", str(out)]) == 0
+    before = (out / "metrics.json").read_bytes()
+    capsys.readouterr()
+    assert main(["classify", *QUICK, "--epochs", "1", "--model", "simple", "--out", str(out)]) == 2
+    assert "already holds a run (metrics.json, model.pt)" in capsys.readouterr().err
+    assert (out / "metrics.json").read_bytes() == before
+    (tmp_path / "file").write_text("")
+    assert main(["classify", *QUICK, "--out", str(tmp_path / "file")]) == 2
+    assert "is a file" in capsys.readouterr().err
+
+
 def test_bad_value_is_a_clear_error(capsys):
     assert main(["classify", *QUICK, "--model", "full", "--emb", "10", "--heads", "4"]) == 2
     assert "divisible by heads" in capsys.readouterr().err

@@ -7,6 +7,7 @@ events and ``model.pt`` (for ``python -m minitx.attention_map``).
 
 import argparse
 import json
+from pathlib import Path
 
 from ..classify import (
     DATASETS,
@@ -42,12 +43,14 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pos", action="store_true", help="add learned position embeddings")
     parser.add_argument("--depth", type=int, default=None,
                         help="attention layers or blocks (default: 1 layer, 3 transformer blocks)")
-    parser.add_argument("--heads", type=int, default=4, help="attention heads (full, transformer)")
+    parser.add_argument("--heads", type=int, default=None, help="attention heads, for full and transformer (default: 4)")
     parser.add_argument("--emb", type=int, default=300, help="embedding size")
     parser.add_argument("--dropout", type=float, default=0.0, help="dropout rate (transformer blocks, embeddings)")
-    parser.add_argument("--norm", choices=("post", "pre"), default="post", help="transformer block layer-norm place")
-    parser.add_argument("--backend", choices=("scratch", "sdpa"), default="scratch",
-                        help="attention kernel: minitx's own, or PyTorch's fused scaled_dot_product_attention")
+    parser.add_argument("--norm", choices=("post", "pre"), default=None,
+                        help="layer-norm place in a transformer block (default: post)")
+    parser.add_argument("--backend", choices=("scratch", "sdpa"), default=None,
+                        help="attention kernel: minitx's own, or PyTorch's fused scaled_dot_product_attention; "
+                             "not for the baseline (default: scratch)")
     parser.add_argument("--max-len", type=int, default=256, help="cut sequences to their first N tokens (0: no cut)")
     parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
@@ -89,18 +92,34 @@ def _check_data_flags(args: argparse.Namespace) -> None:
                          f"{'synth/xor' if args.data == 'imdb' else 'imdb'} only")
 
 
+# The model flags each model ignores (a baseline has no attention: no depth, heads, norm or kernel)
+IGNORED_MODEL_FLAGS = {"baseline": ("depth", "heads", "norm", "backend"), "simple": ("heads", "norm"),
+                       "full": ("norm",), "transformer": ()}
+
+
+def model_flags(args: argparse.Namespace) -> dict:
+    """The model flags the user gave, as `model_config` keywords; one that ``--model`` ignores is an error, not
+    a silent no-op that metrics.json would then record as if it had been used (``--depth 3`` on a baseline)."""
+    ignored = [f"--{name}" for name in IGNORED_MODEL_FLAGS[args.model] if getattr(args, name) is not None]
+    if ignored:
+        raise ValueError(f"{', '.join(ignored)} {'has' if len(ignored) == 1 else 'have'} no effect with --model "
+                         f"{args.model}; leave {'it' if len(ignored) == 1 else 'them'} out")
+    given = {name: getattr(args, name) for name in ("depth", "heads", "norm", "backend")}
+    return {name: value for name, value in given.items() if value is not None}
+
+
 def build(args: argparse.Namespace):
     """``(dataset, model config, train settings)`` from parsed flags; also used by ``tune``."""
     _check_data_flags(args)
+    flags = model_flags(args)
     set_threads(args.threads)
     max_len = args.max_len or None
     sizes = {name: value for name, value in (("ntrain", args.ntrain), ("nval", args.nval)) if value is not None}
     data = load_dataset(args.data, path=args.path, final=args.final, vocab=args.vocab,
                         start_token=args.start_token, **sizes)
     config = model_config(args.model, vocab=len(data.i2w), classes=data.classes, emb=args.emb, pool=args.pool,
-                          positions=args.pos, depth=args.depth, heads=args.heads, dropout=args.dropout,
-                          max_len=min(max_len or data.longest, data.longest), norm=args.norm,
-                          backend=args.backend)
+                          positions=args.pos, dropout=args.dropout,
+                          max_len=min(max_len or data.longest, data.longest), **flags)
     settings = TrainSettings(epochs=args.epochs, lr=args.lr, batch=args.batch, tokens=args.tokens, max_len=max_len,
                              warmup=args.warmup, decay=args.decay, clip=args.clip, weight_decay=args.weight_decay,
                              seed=args.seed, device=args.device, compile=args.compile,
@@ -109,7 +128,22 @@ def build(args: argparse.Namespace):
     return data, config, settings
 
 
+def check_out_folder(out: str | None) -> None:
+    """Before any work: ``--out`` must be a folder without an earlier run in it (its metrics.json and model.pt
+    would be overwritten, and TensorBoard would draw the two runs' events as one curve)."""
+    if out is None:
+        return
+    folder = Path(out)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"--out {out} is a file: the run goes into a folder")
+    found = [name for name in ("metrics.json", "model.pt") if (folder / name).exists()]
+    if found:
+        raise FileExistsError(f"{out} already holds a run ({', '.join(found)}): give another --out, or delete the "
+                              "folder to start afresh")
+
+
 def run(args: argparse.Namespace) -> int:
+    check_out_folder(args.out)
     data, config, settings = build(args)
     log = RunLog(args.out, {"data": args.data, "model": args.model, "final": args.final, "vocab": args.vocab,
                             "start_token": args.start_token, "classifier": config.to_dict(),

@@ -13,7 +13,7 @@ from pathlib import Path
 from ..tracking import write_json_atomic
 from ..tune import SEARCH_SPACE, embeddings_for_heads, require_optuna, tune
 from . import HelpFormatter
-from .classify import add_model_arguments, add_training_arguments, build
+from .classify import add_model_arguments, add_training_arguments, build, model_flags
 
 
 def add_parser(subparsers) -> None:
@@ -57,8 +57,9 @@ def run(args: argparse.Namespace) -> int:
         if Path(args.out).exists() and not Path(args.out).is_dir():
             raise ValueError(f"--out {args.out} is a file: tune.json goes into a folder")
         Path(args.out).mkdir(parents=True, exist_ok=True)      # a parent that is a file fails here
-    if "emb" in names and args.emb % args.heads:   # every trial sets emb; the base config needs one --heads
-        args.emb = embeddings_for_heads(SEARCH_SPACE["emb"][1], args.heads)[0]    # divides (300 fails with 8)
+    heads = model_flags(args).get("heads")      # only a model with heads is given --heads
+    if "emb" in names and heads and args.emb % heads:   # every trial sets emb; the base config needs one --heads
+        args.emb = embeddings_for_heads(SEARCH_SPACE["emb"][1], heads)[0]         # divides (300 fails with 8)
     data, config, settings = build(args)
     if args.quiet:                             # optuna reports every trial on stderr unless told otherwise
         optuna = require_optuna()
