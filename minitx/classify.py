@@ -72,6 +72,8 @@ def load_dataset(name: str, *, path: str | Path | None = None, final: bool = Fal
         train, val, (i2w, w2i), classes = load_imdb(final=final, voc=vocab, path=path, seed=seed)
     elif name in ("synth", "xor"):
         loader = load_imdb_synth if name == "synth" else load_xor
+        if not (ntrain >= 1 and nval >= 1):
+            raise ValueError(f"ntrain and nval must be positive numbers of instances, got {ntrain} and {nval}")
         train, val, (i2w, w2i), classes = loader(ntrain=ntrain, ntest=nval, seed=seed)
     else:
         raise ValueError(f"unknown dataset {name!r}: choose one of {DATASETS}")
@@ -130,7 +132,7 @@ class TrainSettings:
 
     def validate(self) -> None:
         check_positive(self, "epochs", "batch", "log_every", "lr")
-        check_non_negative(self, "tokens", "clip", "weight_decay", "warmup")
+        check_non_negative(self, "tokens", "clip", "weight_decay", "warmup", "seed")   # NumPy refuses seeds < 0
         if self.max_len is not None and self.max_len < 1:
             raise ValueError(f"max_len must be positive (or None for no cut), got {self.max_len}")
 

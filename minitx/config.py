@@ -59,7 +59,9 @@ def _check_choice(name: str, value: Any, choices: tuple) -> None:
 
 def check_heads(emb: int, heads: int) -> None:
     """Multi-head attention splits emb features into equal heads; say so when it cannot."""
-    if heads < 1 or emb % heads != 0:
+    if heads < 1:
+        raise ValueError(f"heads must be positive, got {heads}")
+    if emb % heads != 0:
         raise ValueError(f"emb ({emb}) must be divisible by heads ({heads}): each head gets emb // heads features")
 
 

@@ -18,7 +18,10 @@ def pick_device(requested: str | None = None) -> torch.device:
     Asking for an unavailable device is an error rather than a silent fall-back to CPU.
     """
     if requested not in (None, "auto"):
-        device = torch.device(requested)
+        try:
+            device = torch.device(requested)
+        except RuntimeError:        # torch's message lists its twenty-odd device types
+            raise ValueError(f"unknown device {requested!r}: use auto, cpu, cuda, cuda:N or mps") from None
         # torch.cuda, torch.xpu, ...: each accelerator's module says whether it is usable (MPS's lives elsewhere)
         backend = torch.backends.mps if device.type == "mps" else getattr(torch, device.type, None)
         if device.type != "cpu" and not (hasattr(backend, "is_available") and backend.is_available()):

@@ -100,6 +100,12 @@ def test_classify_refuses_a_folder_that_holds_a_run(tmp_path, capsys):
 def test_bad_value_is_a_clear_error(capsys):
     assert main(["classify", *QUICK, "--model", "full", "--emb", "10", "--heads", "4"]) == 2
     assert "divisible by heads" in capsys.readouterr().err
+    assert main(["classify", *QUICK, "--model", "full", "--heads", "0"]) == 2
+    assert "heads must be positive, got 0" in capsys.readouterr().err
+    assert main(["classify", *QUICK, "--seed", "-1"]) == 2               # NumPy's message named no flag
+    assert "seed must be >= 0, got -1" in capsys.readouterr().err
+    assert main(["classify", *BASE, "--ntrain", "-5"]) == 2
+    assert "ntrain and nval must be positive numbers of instances, got -5 and 200" in capsys.readouterr().err
     assert main(["classify", *QUICK, "--lr", "-1"]) == 2
     assert "lr must be positive" in capsys.readouterr().err
 

@@ -49,6 +49,9 @@ def test_pad_batch_errors():
     (lambda: token_budget_batches([3, -1], 100), "lengths must be >= 0"),
     (lambda: padding_fraction([3, 4], [[0, 1]], max_len=-3), "max_len must be positive"),
     (lambda: lm_batch(torch.arange(10), 2, 0), "context must be positive"),              # was (b, 0) tensors
+    (lambda: pad_batch([[3, -1]], 0), "token ids must be >= 0, got -1"),              # failed later, in a model
+    (lambda: token_budget_batches([3, 4], 2.5), "max_tokens must be a positive integer"),
+    (lambda: fixed_batches(-1, 2), "n must be a number of instances >= 0"),          # a torch RuntimeError
 ])
 def test_batching_refuses_bad_sizes(call, error):
     with pytest.raises(ValueError, match=error):

@@ -44,3 +44,10 @@ def test_a_negative_local_rank_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("RANK", raising=False)
     with pytest.raises(ValueError, match="LOCAL_RANK=-1"):
         distributed.setup("cpu")
+
+
+def test_an_unknown_device_name_is_a_short_clear_error():
+    """torch's own message lists its twenty-odd device types."""
+    from minitx.runtime import pick_device
+    with pytest.raises(ValueError, match="unknown device 'banana': use auto, cpu, cuda, cuda:N or mps"):
+        pick_device("banana")

@@ -43,7 +43,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pos", action="store_true", help="add learned position embeddings")
     parser.add_argument("--depth", type=int, default=None,
                         help="attention layers or blocks (default: 1 layer, 3 transformer blocks)")
-    parser.add_argument("--heads", type=int, default=None, help="attention heads, for full and transformer (default: 4)")
+    parser.add_argument("--heads", type=int, default=None,
+                        help="attention heads, for full and transformer (default: 4)")
     parser.add_argument("--emb", type=int, default=300, help="embedding size")
     parser.add_argument("--dropout", type=float, default=0.0, help="dropout rate (transformer blocks, embeddings)")
     parser.add_argument("--norm", choices=("post", "pre"), default=None,
@@ -65,7 +66,8 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=0, help="linear learning-rate warmup steps")
     parser.add_argument("--decay", action="store_true", help="cosine learning-rate decay to 10%% by the last step")
     parser.add_argument("--clip", type=float, default=0.0, help="clip the gradient norm to this value (0: off)")
-    parser.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay (matrices only)")
+    parser.add_argument("--weight-decay", type=float, default=0.0,
+                        help="AdamW weight decay of the linear layers' weight matrices (not embeddings, biases, norms)")
     parser.add_argument("--seed", type=int, default=0, help="seed for initialisation and batch order")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
 

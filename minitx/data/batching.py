@@ -5,6 +5,7 @@ Mask convention (library-wide): ``mask[b, t]`` is True where there is a real tok
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 import torch
@@ -25,6 +26,8 @@ def pad_batch(seqs: Sequence[Sequence[int]], pad_idx: int,
     values = torch.tensor([w for s in seqs for w in s])                  # (total tokens,)
     if values.numel() and (values.is_floating_point() or values.dtype == torch.bool):
         raise TypeError(f"tokens must be integers, got {values.dtype} values")    # long() would cut 1.7 to 1
+    if values.numel() and values.min() < 0:                  # an embedding lookup would fail on it, later
+        raise ValueError(f"token ids must be >= 0, got {int(values.min())}")
     lengths = torch.tensor([len(s) for s in seqs])                       # (b,)
     mask = torch.arange(_padded_width(int(lengths.max())))[None, :] < lengths[:, None]   # (b, t)
     tokens = torch.full(mask.shape, pad_idx, dtype=torch.long)           # (b, t)
@@ -42,8 +45,8 @@ def token_budget_batches(lengths: Sequence[int], max_tokens: int, *, max_len: in
     A sequence longer than the budget forms a batch by itself. With ``shuffle``, sequences of equal length
     are mixed and the order of the batches is random (call once per epoch with the same ``generator``).
     """
-    if max_tokens < 1:
-        raise ValueError(f"max_tokens must be positive, got {max_tokens}")
+    if not isinstance(max_tokens, numbers.Integral) or max_tokens < 1:
+        raise ValueError(f"max_tokens must be a positive integer, got {max_tokens!r}")
     sizes = _truncated(lengths, max_len)                                  # (n,)
     order = torch.randperm(len(sizes), generator=generator) if shuffle else torch.arange(len(sizes))
     order = order[torch.argsort(sizes[order], stable=True)].tolist()    # short to long
@@ -65,6 +68,8 @@ def fixed_batches(n: int, batch_size: int, shuffle: bool = True,
     """Index batches of ``batch_size`` (the last may be smaller), in random order when ``shuffle``."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
+    if n < 0:
+        raise ValueError(f"n must be a number of instances >= 0, got {n}")
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     return [chunk.tolist() for chunk in order.split(batch_size) if len(chunk)]   # n = 0: no batch, not [[]]
 
