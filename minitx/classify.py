@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from . import runtime
 from .config import ClassifierConfig, check_non_negative, check_positive, config_from_dict
-from .data import fixed_batches, load_imdb, load_imdb_synth, load_xor, pad_batch, token_budget_batches
+from .data import fixed_batches, load_imdb, load_imdb_raw, load_imdb_synth, load_xor, pad_batch, token_budget_batches
 from .nn import Classifier
 from .tracking import RunLog, write_atomically
 
@@ -59,16 +59,27 @@ class Dataset:
         return max(len(s) for s in (*self.train[0], *self.val[0]))
 
 
+def _raw_reviews(path: Path) -> bool:
+    """Whether ``path`` holds the raw IMDb reviews rather than the course's pickle (by its form and name)."""
+    return path.is_dir() or path.name.endswith((".tsv", ".tsv.gz", ".tar", ".tar.gz", ".tgz"))
+
+
 def load_dataset(name: str, *, path: str | Path | None = None, final: bool = False, vocab: int | None = None,
                  seed: int = 0, start_token: bool = False, ntrain: int = 25_000, nval: int = 25_000) -> Dataset:
     """Load ``'imdb'`` (from ``path``, else the course's download), ``'synth'`` or ``'xor'``.
+
+    ``path`` is the course's pickle, or the raw reviews (`load_imdb_raw`: the ``aclImdb`` folder, its tarball,
+    or a ``.tsv``/``.tsv.gz`` file of ``split, label, id, text``): the same reviews and vocabulary, but with
+    ``final=False`` another draw of validation reviews (docs/data.md).
 
     ``final`` uses IMDb's test set instead of a 5000-review validation split (no effect on the synthetic sets,
     whose validation set is an independent sample of ``nval``). ``vocab`` keeps the most frequent words.
     ``start_token`` puts ``.start`` in front of every sequence: a dedicated position for select pooling to
     read, whose state the attention layers must fill (the [CLS] token of BERT).
     """
-    if name == "imdb":
+    if name == "imdb" and path is not None and _raw_reviews(Path(path).expanduser()):
+        train, val, (i2w, w2i), classes = load_imdb_raw(path, final=final, voc=vocab, seed=seed)
+    elif name == "imdb":
         train, val, (i2w, w2i), classes = load_imdb(final=final, voc=vocab, path=path, seed=seed)
     elif name in ("synth", "xor"):
         loader = load_imdb_synth if name == "synth" else load_xor

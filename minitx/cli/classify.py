@@ -26,7 +26,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags shared by ``classify`` and ``tune``: which data, which model."""
     parser.add_argument("--data", choices=DATASETS, default="imdb", help="dataset")
     parser.add_argument("--path", default=None,
-                        help="local IMDb file (imdb.word.pkl.gz); without it the course's URL is downloaded")
+                        help="local IMDb data: the course's imdb.word.pkl.gz, or the raw reviews (the aclImdb folder, "
+                             "its .tar.gz, or a .tsv/.tsv.gz of split, label, id, text); without it the course's "
+                             "pickle is downloaded")
     parser.add_argument("--final", action="store_true",
                         help="IMDb: train on all 25k training reviews and report the test set instead of "
                              "a 5000-review validation split")

@@ -52,6 +52,6 @@ def _looks_like(data: bytes) -> str:
     if head.startswith((b"<!doctype", b"<html")):
         return "; it is an HTML page (an error or login page saved in its place?)"
     if b"\t" in head and b"\n" in data[:100_000]:
-        return ("; it looks like tab-separated text: read the raw reviews with minitx.data.load_imdb_raw, the "
-                "pickle with load_imdb")
+        return ("; it looks like tab-separated text: read the raw reviews with minitx.data.load_imdb_raw (the "
+                "command line's --path reads them from a file named .tsv or .tsv.gz), the pickle with load_imdb")
     return ""
