@@ -6,6 +6,7 @@ and raises), so they take no training time; the reference is the value written o
 
 import contextlib
 import gzip
+import json
 import pickle
 from collections import Counter
 
@@ -111,6 +112,14 @@ def test_final_and_vocab_reach_the_imdb_loader(classify_call, tmp_path):
     assert held_out == Counter(zip(map(tuple, seqs["test"]), labels["test"], strict=True))
     seen = classify_call(*imdb, "--final", "--vocab", "5")
     assert seen["data"].i2w == [*SPECIALS, "good"] and seen["config"].vocab == 5
+
+
+def test_the_printed_result_says_which_split_it_was_measured_on(tmp_path, capsys):
+    """With --final the accuracy printed as final_val_accuracy is the test set's."""
+    path, _, _ = imdb_pickle(tmp_path)
+    for flags, split in ((XOR, "validation"), (["--data", "imdb", "--path", str(path), "--final"], "test")):
+        assert main(["classify", *flags, "--epochs", "1", "--emb", "4", "--quiet", "--device", "cpu"]) == 0
+        assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["evaluated_on"] == split
 
 
 LM_FLAGS = {"--emb": 16, "--heads": 2, "--depth": 3, "--context": 12, "--dropout": 0.2,

@@ -161,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         save_checkpoint(f"{args.out}/model.pt", result.model, args.data, start_token=args.start_token)
     print(json.dumps({"data": args.data, "model": args.model, "pool": args.pool,
-                      "final_val_accuracy": round(result.accuracy, 4), "epochs": settings.epochs,
-                      "train_time_s": summary["train_time_s"], "out": args.out}))
+                      "final_val_accuracy": round(result.accuracy, 4),
+                      "evaluated_on": "test" if args.final else "validation",    # --final: the test set
+                      "epochs": settings.epochs, "train_time_s": summary["train_time_s"], "out": args.out}))
     return 0
