@@ -4,13 +4,16 @@ Not part of the library: the scripts import it as ``from common import ...`` (ru
 """
 
 import argparse
+import contextlib
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
 from minitx.classify import Dataset, TrainSettings, load_dataset, mean_std, model_config, train_seeds
 from minitx.cli import HelpFormatter
+from minitx.data import CorruptFileError, DownloadError
 
 # The course's pickle where the project keeps its data, ../shared/data beside the checkout; without it the
 # loaders download the course's file (once, into the cache) and say what to do when offline.
@@ -39,9 +42,23 @@ def setup(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
 
 
-def synthetic(name: str, args: argparse.Namespace) -> Dataset:
-    """IMDb-synth or XOR with ``--ntrain`` instances for training and as many for validation."""
-    return load_dataset(name, ntrain=args.ntrain, nval=args.ntrain)
+@contextlib.contextmanager
+def data_errors() -> Iterator[None]:
+    """A missing, unreachable or damaged data file ends the script with the library's one-line message (what
+    to download, where to put it), not a traceback."""
+    try:
+        yield
+    except (OSError, ValueError, DownloadError, CorruptFileError) as error:
+        raise SystemExit(f"error: {error}") from None
+
+
+def dataset(name: str, args: argparse.Namespace, **options) -> Dataset:
+    """IMDb from ``--data-path`` (else the course's download; ``options`` such as ``vocab=``), or IMDb-synth or
+    XOR with ``--ntrain`` instances for training and as many for validation."""
+    with data_errors():
+        if name == "imdb":
+            return load_dataset(name, path=args.data_path, **options)
+        return load_dataset(name, ntrain=args.ntrain, nval=args.ntrain, **options)
 
 
 def experiment(label: str, data: Dataset, kind: str, settings: TrainSettings, seeds: int, **model) -> list[float]:

@@ -7,13 +7,14 @@ length-sorted token-budget batches (the dynamic batch size of the lectures).
 import inspect
 
 import torch
-from common import parser, setup
+from common import data_errors, parser, setup
 
 from minitx.data import fixed_batches, load_imdb, pad_batch, padding_fraction, token_budget_batches
 
 args = parser(__doc__, epochs=None, seeds=None).parse_args()
 setup(args)
-(x_train, y_train), _, (i2w, w2i), numcls = load_imdb(path=args.data_path)
+with data_errors():
+    (x_train, y_train), _, (i2w, w2i), numcls = load_imdb(path=args.data_path)
 print(inspect.getsource(pad_batch))
 
 batch = [x_train[i] for i in (0, 5000, 10000)]

@@ -6,16 +6,16 @@ parameter count for the IMDb vocabulary with embedding size 300. Training is Q3 
 
 import inspect
 
-from common import parser, setup
+from common import dataset, parser, setup
 
 import minitx.functional as mf
-from minitx.classify import load_dataset, model_config
+from minitx.classify import model_config
 from minitx.data import pad_batch
 from minitx.nn import Classifier
 
 args = parser(__doc__, epochs=None, seeds=None).parse_args()
 setup(args)
-data = load_dataset("imdb", path=args.data_path)
+data = dataset("imdb", args)
 print(inspect.getsource(mf.classifier))
 print(inspect.getsource(mf.pool))
 for pool in ("mean", "max", "select"):

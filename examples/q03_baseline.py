@@ -6,9 +6,9 @@ can land anywhere from 0.25 to 0.75 (seed 0 gives 0.2494): its loss minimum leav
 the argmax of those is noise.
 """
 
-from common import experiment, parser, setup, synthetic
+from common import dataset, experiment, parser, setup
 
-from minitx.classify import TrainSettings, load_dataset
+from minitx.classify import TrainSettings
 
 p = parser(__doc__, epochs=3)
 p.add_argument("--imdb-epochs", type=int, default=5, help="epochs on IMDb")
@@ -18,14 +18,14 @@ setup(args)
 
 synthetic_settings = TrainSettings(epochs=args.epochs, lr=1e-3, batch=64, max_len=None, progress=False)
 for name in ("synth", "xor"):
-    data = synthetic(name, args)
+    data = dataset(name, args)
     for pool in ("mean", "max", "select"):
         experiment(f"{name} baseline {pool}", data, "baseline", synthetic_settings, args.seeds, emb=300, pool=pool)
 
 if args.imdb_seeds:
     # A 20k-word vocabulary (rarer words -> .unk): Adam updates every embedding row each step, so a
     # 162k-row table costs most of the step time for a negligible gain.
-    imdb = load_dataset("imdb", path=args.data_path, vocab=20_000)
+    imdb = dataset("imdb", args, vocab=20_000)
     real = TrainSettings(epochs=args.imdb_epochs, lr=1e-3, batch=64, max_len=512, progress=False)
     for pool in ("mean", "max", "select"):
         experiment(f"imdb baseline {pool}", imdb, "baseline", real, args.imdb_seeds, emb=300, pool=pool)

@@ -7,11 +7,11 @@ with --imdb-epochs > 0).
 
 import inspect
 
-from common import experiment, parser, setup, synthetic
+from common import dataset, experiment, parser, setup
 
 import minitx.functional as mf
 import minitx.functional.attention as attention
-from minitx.classify import TrainSettings, load_dataset
+from minitx.classify import TrainSettings
 
 p = parser(__doc__, epochs=3)
 p.add_argument("--imdb-epochs", type=int, default=0, help="also train on IMDb for this many epochs (slow)")
@@ -23,9 +23,9 @@ print(inspect.getsource(attention._weights))
 
 settings = TrainSettings(epochs=args.epochs, lr=1e-2, batch=32, max_len=None, progress=False)
 for name in ("synth", "xor"):
-    experiment(f"{name} simple attention, max pool", synthetic(name, args), "simple", settings, args.seeds,
+    experiment(f"{name} simple attention, max pool", dataset(name, args), "simple", settings, args.seeds,
                emb=16, pool="max")
 if args.imdb_epochs:
-    imdb = load_dataset("imdb", path=args.data_path, vocab=20_000)
+    imdb = dataset("imdb", args, vocab=20_000)
     real = TrainSettings(epochs=args.imdb_epochs, lr=1e-3, batch=64, max_len=256, progress=False)
     experiment("imdb simple attention, max pool", imdb, "simple", real, 1, emb=300, pool="max")

@@ -7,7 +7,7 @@ Prints `mf.self_attention` and checks it against PyTorch's own `nn.MultiheadAtte
 import inspect
 
 import torch
-from common import experiment, parser, setup, synthetic
+from common import dataset, experiment, parser, setup
 
 import minitx.functional as mf
 import minitx.functional.attention as attention
@@ -33,5 +33,5 @@ with torch.no_grad():
 print(f"largest difference from nn.MultiheadAttention: {(ours - expected).abs().max().item():.2e}")
 
 settings = TrainSettings(epochs=args.epochs, lr=1e-2, batch=32, max_len=None, progress=False)
-experiment("xor full attention (4 heads), select", synthetic("xor", args), "full", settings, args.seeds,
+experiment("xor full attention (4 heads), select", dataset("xor", args), "full", settings, args.seeds,
            emb=16, heads=4, pool="select")

@@ -7,7 +7,7 @@ its own token); with positions 1.00.
 
 import inspect
 
-from common import experiment, parser, setup, synthetic
+from common import dataset, experiment, parser, setup
 
 import minitx.functional as mf
 from minitx.classify import TrainSettings
@@ -15,7 +15,7 @@ from minitx.classify import TrainSettings
 args = parser(__doc__, epochs=3).parse_args()
 setup(args)
 print(inspect.getsource(mf.position_embedding))
-data = synthetic("xor", args)
+data = dataset("xor", args)
 settings = TrainSettings(epochs=args.epochs, lr=1e-2, batch=16, max_len=None, progress=False)
 for positions in (False, True):
     experiment(f"xor simple, select, positions={positions}", data, "simple", settings, args.seeds,

@@ -7,15 +7,15 @@ position, which also works but has to double as a word. Settings: see docs/resul
 
 import inspect
 
-from common import experiment, parser, setup
+from common import dataset, experiment, parser, setup
 
 import minitx.functional as mf
-from minitx.classify import TrainSettings, load_dataset
+from minitx.classify import TrainSettings
 
 args = parser(__doc__, epochs=4, seeds=1).parse_args()
 setup(args)
 print(inspect.getsource(mf.transformer_block))
-data = load_dataset("imdb", path=args.data_path, vocab=20_000, start_token=True)
+data = dataset("imdb", args, vocab=20_000, start_token=True)
 settings = TrainSettings(epochs=args.epochs, lr=2e-3, tokens=8192, max_len=512, warmup=200, decay=True, clip=1.0,
                          weight_decay=0.05, progress=False)
 experiment("imdb transformer x3, select on .start", data, "transformer", settings, args.seeds, emb=64, heads=4,

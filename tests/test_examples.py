@@ -32,3 +32,20 @@ def test_the_scripts_without_flags_run_whole(script, expected, monkeypatch, caps
     monkeypatch.syspath_prepend(str(EXAMPLES))
     runpy.run_path(str(EXAMPLES / script), run_name="__main__")
     assert expected in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("script, flags", [
+    ("q01_padding.py", []),
+    ("q02_baseline_model.py", []),
+    ("q05_tuned_simple.py", ["--data", "imdb"]),          # --data-path was ignored: it went for the download
+    ("q09_transformer.py", []),
+])
+def test_the_imdb_scripts_read_data_path_and_stop_with_one_line_when_it_is_missing(script, flags, tmp_path,
+                                                                                    monkeypatch):
+    """A missing file was a traceback; the library's message (what is missing, what to do) is enough."""
+    missing = tmp_path / "imdb.word.pkl.gz"
+    monkeypatch.setattr(sys, "argv", [str(EXAMPLES / script), *flags, "--data-path", str(missing)])
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(EXAMPLES / script), run_name="__main__")
+    assert str(exit_info.value.code) == f"error: No data file at {missing}"
