@@ -132,7 +132,8 @@ class RunLog:
                 ax.set_yscale("log")
             ax.set_xlabel("step")
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
+            if ax.get_legend_handles_labels()[0]:      # a panel with nothing logged yet has no legend to draw
+                ax.legend(fontsize=8)
         fig.tight_layout()
         path = self.out / filename
         write_atomically(path, lambda temporary: fig.savefig(temporary, dpi=110, format="png"))  # never half a PNG

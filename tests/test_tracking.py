@@ -1,5 +1,7 @@
 """What a mutation review found unchecked in minitx.tracking and minitx.checkpoint."""
 
+import warnings
+
 import matplotlib.axes
 import pytest
 import torch
@@ -37,6 +39,17 @@ def test_logy_panels_get_a_log_scale(tmp_path, monkeypatch):
         log.scalar("loss", 1.0 / step, step)
     log.plot({"gradient norm": ["grad"], "loss": ["loss"]}, logy=("gradient norm",))
     assert scaled == [("gradient norm", "log")]
+
+
+def test_a_panel_with_nothing_logged_yet_plots_without_a_warning(tmp_path):
+    """A run stopped before its first logging point plotted empty panels with matplotlib's "No artists with
+    labels found to put in legend" warning."""
+    log = RunLog(tmp_path, {}, tensorboard=False)
+    log.scalar("loss", 1.0, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        path = log.plot({"loss": ["loss"], "gradient norm": ["grad_norm"]})
+    assert path.read_bytes()[:4] == b"\x89PNG"
 
 
 def test_a_config_field_on_one_side_only_is_a_difference():
