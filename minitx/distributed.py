@@ -37,7 +37,6 @@ gradient of the mean over the global batch.
 
 import contextlib
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -163,18 +162,6 @@ def rank_generator(seed: int, info: DistInfo) -> torch.Generator:
         return torch.Generator().manual_seed(seed)
     mixed = np.random.SeedSequence((seed, info.rank)).generate_state(1, dtype=np.uint64)[0]
     return torch.Generator().manual_seed(int(mixed) & (2**63 - 1))
-
-
-@contextlib.contextmanager
-def main_process_first(info: DistInfo) -> Iterator[None]:
-    """Rank 0 runs the block (a download into the cache) before every other rank does (reading the cache), so
-    that N ranks do not download the same file N times at once. Without a process group, just the block."""
-    several = info.world_size > 1
-    if several and not info.is_main:
-        dist.barrier()                  # wait for rank 0's block; a failing rank 0 ends the job under torchrun
-    yield
-    if several and info.is_main:
-        dist.barrier()
 
 
 def average(value: float, info: DistInfo) -> float:

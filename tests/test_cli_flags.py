@@ -4,7 +4,6 @@ Found by mutation testing (round 2): replacing almost any ``args.X`` in minitx/c
 every test green. The classify and lm checks stop at the trainer's door (a stand-in records what it was given
 and raises), so they take no training time; the reference is the value written on the command line."""
 
-import contextlib
 import gzip
 import json
 import pickle
@@ -153,29 +152,6 @@ def test_each_lm_flag_reaches_the_config_or_the_settings(monkeypatch, tmp_path, 
         assert getattr(holder, field) == value, flag
     assert seen["settings"].compile is True and seen["settings"].amp is False
     assert str(seen["kwargs"]["out"]) == str(tmp_path / "run")
-
-
-def test_lm_loads_its_data_inside_main_process_first(monkeypatch, tmp_path):
-    """Under torchrun rank 0 loads (downloads) the data before the other ranks read the cache."""
-    events = []
-
-    @contextlib.contextmanager
-    def recording(info):
-        events.append("enter")
-        try:
-            yield
-        finally:
-            events.append("exit")
-
-    def load(data):
-        events.append("load")
-        raise Captured
-
-    monkeypatch.setattr(minitx.cli.lm.distributed, "main_process_first", recording)
-    monkeypatch.setattr(minitx.cli.lm, "load_lm_data", load)
-    with pytest.raises(Captured):
-        main(["lm", "--data", "toy", "--out", str(tmp_path / "run")])
-    assert events == ["enter", "load", "exit"]
 
 
 @pytest.fixture

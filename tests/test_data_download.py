@@ -9,10 +9,12 @@ import os
 import pickle
 import socket
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
+import minitx.data.download
 import minitx.data.imdb
 import minitx.data.wikipedia
 from minitx.data import (
@@ -169,6 +171,42 @@ def test_a_users_damaged_file_in_the_cache_folder_is_refused_but_kept(cache):
     with pytest.raises(CorruptFileError, match="replace the file"):
         read_bytes(cache / "partial.pkl.gz")
     assert (cache / "partial.pkl.gz").exists()
+
+
+def test_a_failed_download_then_the_users_copy_passed_with_path_is_kept(server, cache, monkeypatch):
+    """The offline message says to copy the file into the cache; a cut copy passed with path= was then deleted,
+    because the failed download had already marked the name as the cache's own."""
+    absent = server.serve("present.bin", b"x").rsplit("/", 1)[0] + "/imdb.word.pkl.gz"      # a 404
+    monkeypatch.setattr(minitx.data.imdb, "IMDB_URL", absent)
+    with pytest.raises(DownloadError, match="copy it to"):
+        load_imdb()
+    copy = cache / "imdb.word.pkl.gz"                     # where the message said to put it
+    copy.write_bytes(gzip.compress(pickle.dumps(TINY_IMDB))[:30])
+    with pytest.raises(CorruptFileError, match="replace the file"):
+        load_imdb(path=copy)
+    assert copy.exists()
+
+
+def test_processes_fetching_one_file_at_once_download_it_once(cache, monkeypatch):
+    """The ranks of a torchrun job each downloaded enwik8 at the same time; now one downloads, the others wait
+    on the cache folder's lock and then find the file."""
+    downloads = []
+
+    def slow_download(url, out, bar=None):
+        downloads.append(url)
+        time.sleep(0.5)                                  # long enough for the other thread to arrive
+        Path(out).write_bytes(b"the data")
+
+    monkeypatch.setattr(minitx.data.download.wget, "download", slow_download)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(fetch("http://127.0.0.1:9/data.bin")))
+               for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(downloads) == 1
+    assert len(results) == 3 and all(path.read_bytes() == b"the data" for path in results)
 
 
 def test_load_imdb_downloads_through_the_cache(server, cache, monkeypatch):

@@ -8,7 +8,6 @@ Data-parallel: ``torchrun --standalone --nproc_per_node=N -m minitx lm ...``.
 
 import argparse
 
-from .. import distributed
 from ..config import LMConfig
 from ..lm_train import LMTrainSettings, check_run_folder, load_lm_data, train_lm
 from . import HelpFormatter, set_threads
@@ -63,8 +62,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     check_run_folder(args.out, args.resume)      # before the data loads
     set_threads(args.threads)
-    with distributed.main_process_first(distributed.setup(args.device)):    # under torchrun, one download
-        (train, val), (i2c, _) = load_lm_data(args.data)
+    (train, val), (i2c, _) = load_lm_data(args.data)
     config = LMConfig(vocab=len(i2c), emb=args.emb, heads=args.heads, depth=args.depth, context=args.context,
                       dropout=args.dropout, backend=args.backend)
     settings = LMTrainSettings(

@@ -9,6 +9,7 @@ user gives (``path=``) is never deleted, wherever it is.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import http.client
@@ -19,7 +20,13 @@ import tempfile
 import urllib.error
 import zipfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:                        # Windows
+    fcntl = None
 
 import wget
 
@@ -64,14 +71,49 @@ def fetch(
         return path
 
     target = cache_dir() / (filename or url.rsplit("/", 1)[-1])
-    _fetched.add(target.resolve())
     if target.exists():
-        problem = _mismatch(target, size, sha256)
-        if problem:
-            raise CorruptFileError(damaged(target, problem))
-        return target
-
+        return _cached(target, size, sha256)
     target.parent.mkdir(parents=True, exist_ok=True)
+    with _cache_lock(target.parent):
+        if target.exists():                # another process (a torchrun rank) downloaded it while we waited
+            return _cached(target, size, sha256)
+        _download(url, target, size, sha256)          # checked before it was renamed into the cache
+    return _cached(target, None, None)
+
+
+def _cached(target: Path, size: int | None, sha256: str | None) -> Path:
+    """``target``, a file of the cache, checked against ``size`` and ``sha256``; from here on `damaged` deletes
+    it if it turns out not to parse."""
+    _fetched.add(target.resolve())
+    problem = _mismatch(target, size, sha256)
+    if problem:
+        raise CorruptFileError(damaged(target, problem))
+    return target
+
+
+@contextlib.contextmanager
+def _cache_lock(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the cache folder while downloading into it: processes that fetch at the same
+    time (the ranks of a torchrun job, two notebooks) download once, the others wait and then find the file.
+    A lock on the folder itself leaves no lock file behind, and the system drops it if the process dies.
+    Where ``fcntl`` is missing (Windows) there is no lock: each process downloads, and the atomic rename still
+    leaves one whole file."""
+    if fcntl is None:
+        yield
+        return
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"Waiting for another process downloading into {folder}", file=sys.stderr)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)                   # closing the descriptor releases the lock
+
+
+def _download(url: str, target: Path, size: int | None, sha256: str | None) -> None:
     print(f"Downloading {url} to {target}", file=sys.stderr)
     # wget writes its own temporary file next to `out`; a private staging directory keeps every partial
     # file out of the cache and is removed whatever happens.
@@ -91,7 +133,6 @@ def fetch(
         if problem:
             raise CorruptFileError(f"The download of {url} {problem}; nothing was cached.")
         os.replace(partial, target)
-    return target
 
 
 def read_bytes(path: str | os.PathLike) -> bytes:
