@@ -146,8 +146,16 @@ def test_shapes_that_do_not_fit_are_clear_errors(backend, q_shape, k_shape, mask
 @pytest.mark.parametrize("tq, tk", [(0, 3), (3, 0), (0, 0)])
 def test_no_queries_or_no_keys_give_zero_vectors(backend, tq, tk):
     """The scratch kernel crashed folding an empty batch; a query with no key to see gets a zero vector."""
-    q, k, v = torch.randn(2, tq, 4), torch.randn(2, tk, 4), torch.randn(2, tk, 5)
-    assert torch.equal(mf.attend(q, k, v, backend=backend), torch.zeros(2, tq, 5))
+    q, k, v = torch.randn(2, tq, 4, requires_grad=True), torch.randn(2, tk, 4), torch.randn(2, tk, 5)
+    out = mf.attend(q, k, v, backend=backend)
+    assert torch.equal(out, torch.zeros(2, tq, 5))
+    out.sum().backward()                                     # zeros that autograd can follow
+    assert torch.equal(q.grad, torch.zeros_like(q))
+    with pytest.raises(ValueError, match="backend must be"):
+        mf.attend(q, k, v, backend="banana")
+    if tq > tk:
+        with pytest.raises(ValueError, match="at least as many keys"):
+            mf.attend(q, k, v, causal=True, backend=backend)
 
 
 def test_scratch_attention_in_float16_does_not_overflow_where_sdpa_does_not():

@@ -174,6 +174,51 @@ def test_a_cached_call_that_fails_part_way_leaves_the_cache_as_it_found_it():
     torch.testing.assert_close(mf.lm(params, tokens[:, 3:], config, cache=cache), full[:, 3:])
 
 
+@pytest.mark.parametrize("where", ["head", "final norm"])
+def test_a_cached_call_that_fails_after_the_blocks_leaves_the_cache_as_it_found_it(where, monkeypatch):
+    """The head makes the largest tensor of a call (out of memory), and Ctrl-C can land anywhere: a failure
+    after the last block left every layer one call ahead."""
+    config, params = small_lm()
+    tokens = torch.randint(0, 13, (2, 5), generator=torch.Generator().manual_seed(1))
+    full = mf.lm(params, tokens, config)
+    cache = mf.init_cache(config)
+    mf.lm(params, tokens[:, :3], config, cache=cache)
+    if where == "head":
+        broken, error = {**params, "head": {"weight": params["head"]["weight"][:, :3]}}, RuntimeError
+    else:
+        def interrupted(*args):
+            raise KeyboardInterrupt
+        monkeypatch.setattr(mf.models, "layer_norm", interrupted)
+        broken, error = params, KeyboardInterrupt
+    with pytest.raises(error):
+        mf.lm(broken, tokens[:, 3:4], config, cache=cache)
+    monkeypatch.undo()
+    assert [layer.length for layer in cache.layers] == [3, 3]
+    torch.testing.assert_close(mf.lm(params, tokens[:, 3:], config, cache=cache), full[:, 3:])
+
+
+def test_a_first_cached_call_that_fails_leaves_a_cache_fit_for_any_batch():
+    """Its buffers (batch 1) stayed, so the cache refused a batch of 2 although it held nothing."""
+    config, params = small_lm()
+    cache = mf.init_cache(config)
+    broken = {**params, "blocks": [params["blocks"][0], mf.tree_map(lambda t: t.float(), params["blocks"][1])]}
+    with pytest.raises(RuntimeError):
+        mf.lm(broken, torch.zeros(1, 3, dtype=torch.long), config, cache=cache)
+    tokens = torch.randint(0, 13, (2, 4), generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(mf.lm(params, tokens, config, cache=cache), mf.lm(params, tokens, config))
+    with pytest.raises(ValueError, match="length must be >= 0"):
+        cache.truncate(-1)
+
+
+def test_truncating_a_cache_shortens_its_padding_mask():
+    cache = mf.init_cache(LMConfig(vocab=5, emb=4, heads=2, depth=1, context=8))
+    layer = cache.layers[0]
+    k = torch.randn(2, 2, 3, 2)
+    layer.append(k, k, torch.tensor([[True, True, False], [True, False, False]]))
+    cache.truncate(2)
+    assert layer.length == 2 and torch.equal(layer.mask, torch.tensor([[True, True], [True, False]]))
+
+
 def test_parameters_or_a_cache_of_another_depth_than_the_config_are_clear_errors():
     """Extra blocks ran silently (config.depth ignored); with a cache they were an IndexError."""
     config, params = small_lm()                                                   # depth 2
@@ -238,6 +283,23 @@ def test_sizes_that_are_not_integers_are_clear_errors(cls, fields, error):
     """They passed validate() and failed later inside torch.randn or range()."""
     with pytest.raises(TypeError, match=error):
         cls(**fields)
+
+
+def test_numpy_and_tensor_integers_are_taken_as_plain_ints():
+    """vocab=stream.max() + 1 is a natural way to size a model; the config keeps a JSON-ready int."""
+    import numpy as np
+    config = LMConfig(vocab=torch.tensor(12), emb=np.int64(8), heads=2)
+    assert (config.vocab, config.emb) == (12, 8) and type(config.vocab) is int and type(config.emb) is int
+
+
+@pytest.mark.parametrize("make, field", [
+    (lambda: __import__("minitx.classify", fromlist=["x"]).TrainSettings(tokens=256.0), "tokens"),
+    (lambda: __import__("minitx.lm_train", fromlist=["x"]).LMTrainSettings(steps=10.5), "steps"),
+])
+def test_training_counts_that_are_not_integers_are_named(make, field):
+    """A float token budget failed deep in the batching, naming its parameter there (max_tokens)."""
+    with pytest.raises(TypeError, match=f"{field} must be an integer"):
+        make().validate()
 
 
 @pytest.mark.parametrize("backend", ["scratch", "sdpa"])

@@ -116,14 +116,18 @@ def attend(
     if (q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]
             or not q.shape[:-2] == k.shape[:-2] == v.shape[:-2]):   # the batch dimensions pair q with k and v
         raise ValueError(f"attend shapes do not fit: q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}")
+    if backend not in ("scratch", "sdpa"):
+        raise ValueError(f"backend must be 'scratch' or 'sdpa', got {backend!r}")
     factor = _scale_factor(scale, q.shape[-1])
     tq, tk = q.shape[-2], k.shape[-2]
     if mask is not None:
         _check_attention_mask(mask, (*q.shape[:-1], tk))
         if mask.dim() < 2:                      # (tk,) or a scalar: the code below needs (.., tq or 1, tk)
             mask = mask.reshape((1,) * (2 - mask.dim()) + tuple(mask.shape))
-    if tq == 0 or tk == 0:                      # nothing to attend with or to (the kernels cannot fold it)
-        return q.new_zeros(*q.shape[:-1], v.shape[-1])
+    if tq == 0 or tk == 0:          # nothing to attend with or to (the kernels cannot fold an empty batch)
+        if causal:
+            causal_visibility(tq, tk)   # its error: queries without a key
+        return (q @ k.transpose(-2, -1)) @ v        # (..., tq, sv) zeros that autograd can follow
 
     visible = mask
     if causal and tq > 1:   # one query is the last position: it sees every key (the common step of decoding)
@@ -145,10 +149,8 @@ def attend(
             out = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=factor)
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=visible, scale=factor)
-    elif backend == "scratch":
-        out = _scratch_attention(q, k, v, visible, factor, tk - tq if causal else None)
     else:
-        raise ValueError(f"backend must be 'scratch' or 'sdpa', got {backend!r}")
+        out = _scratch_attention(q, k, v, visible, factor, tk - tq if causal else None)
 
     return out if empty_rows is None else out.masked_fill(empty_rows, 0.0)
 

@@ -57,9 +57,14 @@ class LayerCache:
         return self._keys[..., :end, :], self._values[..., :end, :], self.mask
 
     def truncate(self, length: int) -> None:
-        """Forget every position from ``length`` on (what a failed call appended: see `KVCache.truncate`)."""
+        """Forget every position from ``length`` on (what a failed call appended: see `KVCache.truncate`); at 0
+        the buffers go too, so a first call that failed does not fix the batch size, dtype or device."""
+        if length < 0:
+            raise ValueError(f"length must be >= 0, got {length}")
         self._length = min(self._length, length)
-        if self.mask is not None:
+        if self._length == 0:
+            self._keys = self._values = self.mask = None
+        elif self.mask is not None:
             self.mask = self.mask[:, : self._length]
 
 

@@ -139,13 +139,13 @@ def lm(
             x = transformer_block(block, x, config.heads, causal=True, dropout=config.dropout, training=training,
                                   cache=None if cache is None else cache.layers[i], norm=config.norm,
                                   backend=config.backend, generator=generator, last=last if i == final else None)
-    except BaseException:
-        if cache is not None:       # a call that fails part way leaves the cache as it found it
+        if config.norm == "pre":
+            x = layer_norm(params["norm"], x)
+        return linear(params["head"], x)                                                # (b, t, vocab)
+    except BaseException:       # an error or Ctrl-C anywhere after the first block has written its keys
+        if cache is not None:   # a call that fails part way leaves the cache as it found it
             cache.truncate(offset)
         raise
-    if config.norm == "pre":
-        x = layer_norm(params["norm"], x)
-    return linear(params["head"], x)                                                    # (b, t, vocab)
 
 
 def init_cache(config: LMConfig) -> KVCache:
