@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import runtime
-from .config import ClassifierConfig, check_non_negative, check_positive, config_from_dict
+from .config import ClassifierConfig, check_integer, check_non_negative, check_positive, config_from_dict
 from .data import fixed_batches, load_imdb, load_imdb_raw, load_imdb_synth, load_xor, pad_batch, token_budget_batches
 from .nn import Classifier
 from .tracking import RunLog, write_atomically
@@ -78,7 +78,7 @@ def load_dataset(name: str, *, path: str | Path | None = None, final: bool = Fal
     read, whose state the attention layers must fill (the [CLS] token of BERT).
     """
     if name == "imdb" and path is not None and _raw_reviews(Path(path).expanduser()):
-        train, val, (i2w, w2i), classes = load_imdb_raw(path, final=final, voc=vocab, seed=seed)
+        train, val, (i2w, w2i), classes = load_imdb_raw(Path(path).expanduser(), final=final, voc=vocab, seed=seed)
     elif name == "imdb":
         train, val, (i2w, w2i), classes = load_imdb(final=final, voc=vocab, path=path, seed=seed)
     elif name in ("synth", "xor"):
@@ -142,6 +142,7 @@ class TrainSettings:
     progress: bool = True
 
     def validate(self) -> None:
+        check_integer(self, "epochs", "batch", "tokens", "warmup", "log_every", "seed")
         check_positive(self, "epochs", "batch", "log_every", "lr")
         check_non_negative(self, "tokens", "clip", "weight_decay", "warmup", "seed")   # NumPy refuses seeds < 0
         if self.max_len is not None and self.max_len < 1:

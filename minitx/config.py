@@ -5,7 +5,7 @@ field has a default that trains on a laptop CPU, and `validate()` turns a bad co
 before any tensor is made.
 """
 
-import numbers
+import operator
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal, TypeVar
 
@@ -30,11 +30,16 @@ def config_from_dict(cls: type[Config], saved: dict[str, Any]) -> Config:
 
 def check_integer(settings: object, *names: str) -> None:
     """A clear error naming the first field in ``names`` that is not a whole number (8.0 or '8' would fail
-    later, inside torch, with a message about its arguments)."""
+    later, inside torch, with a message about its arguments). NumPy integers and one-element integer tensors
+    (``stream.max() + 1``) are made plain ints, which JSON and checkpoints can hold."""
     for name in names:
         value = getattr(settings, name)
-        if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-            raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+        try:
+            if isinstance(value, bool):
+                raise TypeError
+            setattr(settings, name, operator.index(value))
+        except TypeError:
+            raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})") from None
 
 
 def check_positive(settings: object, *names: str) -> None:

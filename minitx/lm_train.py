@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from . import distributed
 from .checkpoint import check_config, load_checkpoint, random_state, restore_random_state, save_checkpoint
-from .config import LMConfig, check_non_negative, check_positive
+from .config import LMConfig, check_integer, check_non_negative, check_positive
 from .data import lm_batch, load_toy, load_wp, random_slices
 from .evaluate import check_context, estimate_bits, exact_bits
 from .nn import LM
@@ -70,6 +70,8 @@ class LMTrainSettings:
     device: str | None = None
 
     def validate(self) -> None:
+        check_integer(self, "batch", "steps", "accumulate", "warmup", "log_every", "eval_every", "eval_batches",
+                      "sample_every", "sample_length", "seed_length", "checkpoint_every", "seed")
         check_positive(self, "batch", "steps", "accumulate", "log_every", "eval_every", "eval_batches",
                        "sample_every", "seed_length", "checkpoint_every", "lr")
         check_non_negative(self, "warmup", "clip", "temperature", "weight_decay", "sample_length")

@@ -8,7 +8,7 @@ pass over the last ``context`` tokens (its final block for the last position onl
 not needed), exactly what running without a cache does.
 """
 
-import numbers
+import operator
 
 import torch
 
@@ -57,11 +57,20 @@ def check_epsilon(epsilon: float | None) -> None:
         raise ValueError(f"epsilon must be in [0, 1), got {epsilon}")
 
 
+def _whole(value: object) -> bool:
+    """An int, NumPy integer or one-element integer tensor; not a bool or a float."""
+    try:
+        operator.index(value)
+    except TypeError:
+        return False
+    return not isinstance(value, bool)
+
+
 def check_sampling(temperature: float, top_k: int | None, epsilon: float | None) -> None:
     """The sampling settings of `pick_next`, checked: a clear error for each one out of its range."""
     if not temperature >= 0:           # NaN too
         raise ValueError(f"temperature must be >= 0, got {temperature}")
-    if top_k is not None and (not isinstance(top_k, numbers.Integral) or isinstance(top_k, bool) or top_k < 1):
+    if top_k is not None and (not _whole(top_k) or top_k < 1):
         raise ValueError(f"top_k must be a positive integer (or None for no limit), got {top_k!r}")
     check_epsilon(epsilon)
 
@@ -96,7 +105,7 @@ def pick_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None 
     # shifted so each row's largest logit is 0: the same softmax, and a tiny temperature cannot overflow to inf
     logits = (logits - logits.amax(dim=-1, keepdim=True)) / temperature
     if top_k is not None:
-        top = logits.topk(min(top_k, logits.shape[-1]), dim=-1).indices          # (b, k)
+        top = logits.topk(min(int(top_k), logits.shape[-1]), dim=-1).indices          # (b, k)
         keep = torch.zeros_like(logits, dtype=torch.bool).scatter_(-1, top, True)
         logits = logits.masked_fill(~keep, float("-inf"))   # exactly k kept, even where logits tie at the k-th
     probs = torch.softmax(logits, dim=-1)                                         # (b, vocab)
@@ -121,11 +130,13 @@ def sample(model: LM, seed: torch.Tensor, length: int, *, temperature: float = 1
     if length < 0:
         raise ValueError(f"length must be >= 0, got {length}")
     check_sampling(temperature, top_k, epsilon)
+    if seed.dim() not in (1, 2):
+        raise ValueError(f"the seed must be (time,) or (batch, time) token ids, got shape {tuple(seed.shape)}")
+    if seed.shape[-1] == 0:            # before its dtype: torch.tensor([]) is a float tensor
+        raise ValueError("the seed is empty: sampling needs at least one token to condition on")
     check_tokens_in_vocabulary(seed, model.config.vocab, "the seed")
     single = seed.dim() == 1
     tokens = (seed[None] if single else seed).long().to(next(model.parameters()).device)   # (b, t)
-    if tokens.shape[1] == 0:
-        raise ValueError("the seed is empty: sampling needs at least one token to condition on")
     config, context = model.config, model.config.context
     # once: the module would rebuild this dict (and stack each layer's q, k, v weights) on every call
     params = mf.with_stacked_qkv(model.tree())

@@ -198,7 +198,7 @@ def test_raw_tsv_matches_the_pickle(course_pickle, tsv):
         assert load_imdb_raw(tsv, final=final, val=15) == load_imdb(final=final, val=15, path=course_pickle)
 
 
-def test_the_classifier_loader_reads_the_raw_reviews_by_their_name(course_pickle, tsv, tmp_path):
+def test_the_classifier_loader_reads_the_raw_reviews_by_their_name(course_pickle, tsv, tmp_path, monkeypatch):
     """--path took the pickle only: a TSV was refused with a hint at a function the command line lacks."""
     from minitx.classify import load_dataset
     assert load_dataset("imdb", path=tsv, final=True) == load_dataset("imdb", path=course_pickle, final=True)
@@ -206,6 +206,10 @@ def test_the_classifier_loader_reads_the_raw_reviews_by_their_name(course_pickle
     plain.write_bytes(gzip.decompress(tsv.read_bytes()))
     assert (load_dataset("imdb", path=plain, final=True, vocab=6)
             == load_dataset("imdb", path=course_pickle, final=True, vocab=6))
+    monkeypatch.setenv("HOME", str(tmp_path))                     # a ~ path, as Python callers write it
+    assert load_dataset("imdb", path="~/reviews.tsv", final=True) == load_dataset("imdb", path=plain, final=True)
+    with pytest.raises(ValueError, match="for the course's pickle give the file itself"):
+        load_dataset("imdb", path=course_pickle.parent)           # the folder holding the pickle
 
 
 def test_raw_folder_tarball_and_tsv_agree(reviews, tsv, tmp_path):

@@ -170,6 +170,23 @@ def test_bad_sampling_settings_are_refused_even_for_no_new_tokens(settings, erro
         pick_next(torch.zeros(1, V), **settings)
 
 
+@pytest.mark.parametrize("seed, error", [
+    (torch.tensor([]), "the seed is empty"),                 # a float tensor: the emptiness is what matters
+    (torch.tensor(3), r"\(time,\) or \(batch, time\)"),
+])
+def test_an_empty_or_scalar_seed_is_named(seed, error):
+    with pytest.raises(ValueError, match=error):
+        sample(tiny_lm(), seed, 3)
+
+
+def test_top_k_may_be_a_numpy_or_tensor_integer():
+    import numpy as np
+    greedy = sample(tiny_lm(), SEED, 4, top_k=1, generator=torch.Generator().manual_seed(0))
+    for top_k in (np.int64(1), torch.tensor(1)):
+        assert torch.equal(sample(tiny_lm(), SEED, 4, top_k=top_k, generator=torch.Generator().manual_seed(0)),
+                           greedy)
+
+
 def test_pick_next_wants_a_batch_of_logits():
     with pytest.raises(ValueError, match=r"logits must have shape \(batch, vocab\), got \(7,\)"):
         pick_next(torch.randn(7))

@@ -87,7 +87,9 @@ def load_imdb_raw(path: str | os.PathLike, final: bool = False, val: int = 5000,
     # the seeded validation split is the same for the folder, the tarball and the TSV.
     reviews = sorted(_read_reviews(Path(path)))
     if not reviews:
-        raise ValueError(f"No labelled train/test reviews found in {path}")
+        raise ValueError(f"No labelled train/test reviews found in {path}" + (
+            " (the aclImdb folder holds train/ and test/, each with pos/ and neg/; for the course's pickle give "
+            "the file itself)" if Path(path).is_dir() else ""))
     for needed in ("train", "test") if final else ("train",):   # the validation split is drawn from train
         if not any(split == needed for split, *_ in reviews):
             raise ValueError(f"{path} has no {needed} reviews (a tarball cut short, or a folder or TSV "
