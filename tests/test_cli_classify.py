@@ -75,11 +75,12 @@ def test_flags_the_data_set_ignores_are_errors(command, argv, named, capsys):
     (["--model", "simple", "--heads", "3"], "--heads has no effect with --model simple"),
     (["--model", "full", "--norm", "pre"], "--norm has no effect with --model full"),
 ])
-def test_model_flags_the_model_ignores_are_errors(command, argv, named, capsys):
+def test_model_flags_the_model_ignores_are_errors(command, argv, named, capsys, tmp_path):
     """They trained the model without them, and metrics.json recorded them (a baseline of depth 3); tune
-    refused --heads 7 for a baseline because no searched emb was divisible by 7."""
-    assert main([command, *BASE, *argv]) == 2
+    refused --heads 7 for a baseline because no searched emb was divisible by 7. Refused, nothing is made."""
+    assert main([command, *BASE, *argv, "--out", str(tmp_path / "out")]) == 2
     assert named in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_classify_refuses_a_folder_that_holds_a_run(tmp_path, capsys):

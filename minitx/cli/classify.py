@@ -83,7 +83,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def _check_data_flags(args: argparse.Namespace) -> None:
+def check_data_flags(args: argparse.Namespace) -> None:
     """A flag that the chosen data set ignores is an error, not a silent no-op (``--vocab`` on XOR, say)."""
     if args.data == "imdb":
         ignored = {"--ntrain": args.ntrain, "--nval": args.nval}
@@ -114,7 +114,7 @@ def model_flags(args: argparse.Namespace) -> dict:
 
 def build(args: argparse.Namespace):
     """``(dataset, model config, train settings)`` from parsed flags; also used by ``tune``."""
-    _check_data_flags(args)
+    check_data_flags(args)
     flags = model_flags(args)
     set_threads(args.threads)
     max_len = args.max_len or None

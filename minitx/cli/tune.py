@@ -13,7 +13,7 @@ from pathlib import Path
 from ..tracking import write_json_atomic
 from ..tune import SEARCH_SPACE, embeddings_for_heads, require_optuna, tune
 from . import HelpFormatter
-from .classify import add_model_arguments, add_training_arguments, build, model_flags
+from .classify import add_model_arguments, add_training_arguments, build, check_data_flags, model_flags
 
 
 def add_parser(subparsers) -> None:
@@ -53,11 +53,12 @@ def run(args: argparse.Namespace) -> int:
     if args.tokens and "batch" in names:
         raise ValueError("--tokens sets token-budget batches, so searching 'batch' changes nothing; "
                          "drop it from --search or leave --tokens at 0")
+    check_data_flags(args)                     # before --out is made: a refused command leaves nothing
+    heads = model_flags(args).get("heads")      # only a model with heads is given --heads
     if args.out:                               # checked and made before the search, not after it
         if Path(args.out).exists() and not Path(args.out).is_dir():
             raise ValueError(f"--out {args.out} is a file: tune.json goes into a folder")
         Path(args.out).mkdir(parents=True, exist_ok=True)      # a parent that is a file fails here
-    heads = model_flags(args).get("heads")      # only a model with heads is given --heads
     if "emb" in names and heads and args.emb % heads:   # every trial sets emb; the base config needs one --heads
         args.emb = embeddings_for_heads(SEARCH_SPACE["emb"][1], heads)[0]         # divides (300 fails with 8)
     data, config, settings = build(args)
