@@ -254,3 +254,9 @@ def test_evaluate_cuts_to_max_len_and_restores_training_mode():
     expected = classify.evaluate(model, cut, pad_idx=data.pad_idx, max_len=None, device=cpu)
     assert got == pytest.approx(expected)
     assert got != pytest.approx(classify.evaluate(model, data.val, pad_idx=data.pad_idx, max_len=None, device=cpu))
+
+
+def test_an_empty_validation_set_is_refused():
+    from minitx.classify import load_dataset
+    with pytest.raises(ValueError, match="ntrain and nval must be positive numbers of instances, got 10 and 0"):
+        load_dataset("xor", ntrain=10, nval=0)

@@ -223,3 +223,9 @@ def test_tune_rejects_unknown_search_names(capsys):
 def test_tune_refuses_the_test_set_and_a_search_that_changes_nothing(argv, message, capsys):
     assert main(["tune", *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_tune_refuses_a_data_flag_before_it_makes_out(tmp_path, capsys):
+    assert main(["tune", *BASE, "--vocab", "100", "--out", str(tmp_path / "out")]) == 2
+    assert "--vocab " in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

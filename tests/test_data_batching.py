@@ -144,3 +144,8 @@ def test_lm_batch_targets_are_inputs_shifted_left():
     assert inputs.shape == targets.shape == (16, 8)
     assert torch.equal(targets, inputs + 1)  # on arange data, the next token is one more
     assert torch.equal(inputs[:, 1:], targets[:, :-1])
+
+
+def test_a_token_budget_of_zero_is_refused():
+    with pytest.raises(ValueError, match="max_tokens must be a positive integer, got 0"):
+        token_budget_batches([3, 4], 0)

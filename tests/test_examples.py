@@ -2,6 +2,7 @@
 measured in the docs; they take minutes to hours). The two scripts without flags (Q10, Q11) take a second
 and also run whole."""
 
+import argparse
 import runpy
 import sys
 from pathlib import Path
@@ -49,3 +50,22 @@ def test_the_imdb_scripts_read_data_path_and_stop_with_one_line_when_it_is_missi
     with pytest.raises(SystemExit) as exit_info:
         runpy.run_path(str(EXAMPLES / script), run_name="__main__")
     assert str(exit_info.value.code) == f"error: No data file at {missing}"
+
+
+def test_examples_pass_their_data_options_to_the_imdb_loader(monkeypatch, tmp_path):
+    """q03/q04/q05 ask for vocab=20_000 on IMDb."""
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    import common
+    calls = []
+    monkeypatch.setattr(common, "load_dataset", lambda name, **kw: calls.append((name, kw)))
+    common.dataset("imdb", argparse.Namespace(data_path=tmp_path / "imdb.word.pkl.gz", ntrain=10), vocab=6)
+    assert calls == [("imdb", {"path": tmp_path / "imdb.word.pkl.gz", "vocab": 6})]
+
+
+def test_examples_stop_with_one_line_on_a_folder_without_reviews(monkeypatch, tmp_path):
+    """A ValueError of the loader (here: an empty folder given as the raw reviews) is a one-line exit too."""
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    import common
+    with pytest.raises(SystemExit) as exit_info:
+        common.dataset("imdb", argparse.Namespace(data_path=tmp_path, ntrain=10))
+    assert str(exit_info.value.code).startswith(f"error: No labelled train/test reviews found in {tmp_path}")

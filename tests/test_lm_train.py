@@ -441,3 +441,13 @@ def test_logged_lr_is_the_rate_each_step_used_with_the_final_fraction_asked_for(
     schedule = Schedule(2, 6, None, 0.5)
     lrs = [v for _, v in result.log.series["lr"]]
     assert lrs == pytest.approx([1e-2 * schedule.factor(s, 0.0) for s in range(6)])
+
+
+def test_a_checkpoint_from_before_wall_s_still_resumes(tmp_path):
+    """Checkpoints written before wall_s was recorded resume, counting wall time from this session."""
+    run(out=tmp_path, steps=3, final_eval="none")
+    saved = load_checkpoint(tmp_path / CHECKPOINT)
+    del saved["wall_s"]
+    save_checkpoint(tmp_path / CHECKPOINT, saved)
+    with pytest.warns(UserWarning, match="other training settings"):
+        assert run(out=tmp_path, resume=True, steps=6, final_eval="none").step == 6

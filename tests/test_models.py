@@ -428,3 +428,41 @@ def test_cache_joins_masked_and_unmasked_chunks(first_mask):
     got = torch.cat([a, b], 1)
     real = torch.cat([m1, m2], 1)
     torch.testing.assert_close(got[real], full[real])
+
+
+def test_truncating_a_cache_past_its_length_changes_nothing():
+    """truncate(length) forgets positions from length on: a length beyond the cache's own forgets nothing."""
+    config = LMConfig(vocab=7, emb=8, heads=2, depth=2, context=8)
+    params, cache = mf.init_lm(config, torch.Generator().manual_seed(0)), mf.init_cache(config)
+    tokens = torch.randint(0, 7, (1, 5), generator=torch.Generator().manual_seed(1))
+    mf.lm(params, tokens[:, :3], config, cache=cache)
+    cache.truncate(6)
+    assert cache.length == 3
+    torch.testing.assert_close(mf.lm(params, tokens[:, 3:], config, cache=cache)[:, -1],
+                               mf.lm(params, tokens, config)[:, -1])
+
+
+def test_a_classifiers_heads_must_be_an_integer():
+    with pytest.raises(TypeError, match="heads must be an integer, got 2.0"):
+        ClassifierConfig(vocab=5, emb=8, attention="full", heads=2.0)
+
+
+@pytest.mark.parametrize("field", ["epochs", "batch", "tokens", "warmup", "log_every", "seed"])
+def test_every_training_count_must_be_an_integer(field):
+    import numpy as np
+
+    from minitx.classify import TrainSettings
+    with pytest.raises(TypeError, match=f"{field} must be an integer"):
+        TrainSettings(**{field: 2.5}).validate()
+    settings = TrainSettings(**{field: np.int64(3)})
+    settings.validate()
+    assert type(getattr(settings, field)) is int
+
+
+@pytest.mark.parametrize("field", ["batch", "steps", "accumulate", "warmup", "log_every", "eval_every",
+                                   "eval_batches", "sample_every", "sample_length", "seed_length",
+                                   "checkpoint_every", "seed"])
+def test_every_lm_training_count_must_be_an_integer(field):
+    from minitx.lm_train import LMTrainSettings
+    with pytest.raises(TypeError, match=f"{field} must be an integer"):
+        LMTrainSettings(**{field: 2.5}).validate()

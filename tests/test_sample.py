@@ -190,3 +190,21 @@ def test_top_k_may_be_a_numpy_or_tensor_integer():
 def test_pick_next_wants_a_batch_of_logits():
     with pytest.raises(ValueError, match=r"logits must have shape \(batch, vocab\), got \(7,\)"):
         pick_next(torch.randn(7))
+
+
+def test_top_k_true_is_not_an_integer():
+    """bool is an int subclass: top_k=True would quietly mean top_k=1."""
+    with pytest.raises(ValueError, match="top_k must be a positive integer"):
+        sample(tiny_lm(), SEED, 0, top_k=True)
+    with pytest.raises(ValueError, match="top_k must be a positive integer"):
+        pick_next(torch.zeros(1, V), top_k=True)
+
+
+def test_a_bool_seed_is_not_token_ids():
+    with pytest.raises(TypeError, match="must hold integer token ids"):
+        sample(tiny_lm(), torch.tensor([True, False, True]), 3)
+
+
+def test_a_seed_of_three_dimensions_is_named():
+    with pytest.raises(ValueError, match=r"\(time,\) or \(batch, time\) token ids, got shape \(1, 1, 5\)"):
+        sample(tiny_lm(), SEED[None, None], 3)
