@@ -28,18 +28,27 @@ def config_from_dict(cls: type[Config], saved: dict[str, Any]) -> Config:
     return cls(**saved)
 
 
+def whole_number(value: Any) -> int | None:
+    """``value`` as a plain int if it is a whole number: an int, a NumPy integer or a one-element integer tensor
+    (``stream.max() + 1``); None for anything else, a bool (an int to Python) or a float such as 8.0 included."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
 def check_integer(settings: object, *names: str) -> None:
-    """A clear error naming the first field in ``names`` that is not a whole number (8.0 or '8' would fail
-    later, inside torch, with a message about its arguments). NumPy integers and one-element integer tensors
-    (``stream.max() + 1``) are made plain ints, which JSON and checkpoints can hold."""
+    """A clear error naming the first field in ``names`` that is not a `whole_number` (8.0 or '8' would fail
+    later, inside torch, with a message about its arguments); the others become plain ints, which JSON and
+    checkpoints can hold."""
     for name in names:
         value = getattr(settings, name)
-        try:
-            if isinstance(value, bool):
-                raise TypeError
-            setattr(settings, name, operator.index(value))
-        except TypeError:
-            raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})") from None
+        number = whole_number(value)
+        if number is None:
+            raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+        setattr(settings, name, number)
 
 
 def check_positive(settings: object, *names: str) -> None:

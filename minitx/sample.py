@@ -8,11 +8,10 @@ pass over the last ``context`` tokens (its final block for the last position onl
 not needed), exactly what running without a cache does.
 """
 
-import operator
-
 import torch
 
 from . import functional as mf
+from .config import whole_number
 from .nn import LM
 
 _BYTES = [chr(i) for i in range(256)]    # the byte vocabulary of `minitx.data.load_wp`: token i is byte i
@@ -57,20 +56,11 @@ def check_epsilon(epsilon: float | None) -> None:
         raise ValueError(f"epsilon must be in [0, 1), got {epsilon}")
 
 
-def _whole(value: object) -> bool:
-    """An int, NumPy integer or one-element integer tensor; not a bool or a float."""
-    try:
-        operator.index(value)
-    except TypeError:
-        return False
-    return not isinstance(value, bool)
-
-
 def check_sampling(temperature: float, top_k: int | None, epsilon: float | None) -> None:
     """The sampling settings of `pick_next`, checked: a clear error for each one out of its range."""
     if not temperature >= 0:           # NaN too
         raise ValueError(f"temperature must be >= 0, got {temperature}")
-    if top_k is not None and (not _whole(top_k) or top_k < 1):
+    if top_k is not None and (whole_number(top_k) or 0) < 1:     # None: not a whole number
         raise ValueError(f"top_k must be a positive integer (or None for no limit), got {top_k!r}")
     check_epsilon(epsilon)
 
