@@ -158,14 +158,14 @@ def test_no_queries_or_no_keys_give_zero_vectors(backend, tq, tk):
             mf.attend(q, k, v, causal=True, backend=backend)
 
 
-def test_scratch_attention_in_float16_does_not_overflow_where_sdpa_does_not():
-    """Unscaled float16 scores past 65504 were inf in the scratch kernel, and its softmax NaN."""
+def test_scratch_attention_in_float16_does_not_overflow():
+    """Unscaled float16 scores past 65504 were inf in the scratch kernel, and its softmax NaN. (PyTorch's own
+    CPU kernel computes in float32 too in recent versions; 2.2's overflows there, so it is not compared.)"""
     x = torch.randn(1, 6, 64, generator=torch.Generator().manual_seed(0)) * 40
     reference = mf.attend(x, x, x, scale=False)                                   # float32
-    for backend in ("scratch", "sdpa"):
-        out = mf.attend(x.half(), x.half(), x.half(), scale=False, backend=backend)
-        assert out.dtype == torch.float16
-        torch.testing.assert_close(out.float(), reference, rtol=2e-2, atol=0.5)
+    out = mf.attend(x.half(), x.half(), x.half(), scale=False)
+    assert out.dtype == torch.float16
+    torch.testing.assert_close(out.float(), reference, rtol=2e-2, atol=0.5)
 
 
 def test_causal_needs_enough_keys():
