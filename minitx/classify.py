@@ -228,7 +228,13 @@ def train_classifier(config: ClassifierConfig, data: Dataset, settings: TrainSet
     """
     settings.validate()
     device = runtime.pick_device(settings.device)
-    generator = runtime.seed_everything(settings.seed)          # parameter init, then the batch order
+    with runtime.private_random_state(settings.seed, device):
+        return _train_classifier(config, data, settings, device, log, on_epoch)
+
+
+def _train_classifier(config: ClassifierConfig, data: Dataset, settings: TrainSettings, device: torch.device,
+                      log: RunLog | None, on_epoch: Callable[[int, float], None] | None) -> TrainResult:
+    generator = torch.Generator().manual_seed(settings.seed)    # parameter init, then the batch order
     model = Classifier(config, generator=generator).to(device)
     forward = runtime.maybe_compile(model, settings.compile)
     optimizer = runtime.make_optimizer(dict(model.named_parameters()), settings.lr, settings.weight_decay)

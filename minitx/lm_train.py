@@ -2,7 +2,7 @@
 
 One step: a batch of random windows (`minitx.data.lm_batch`), the per-token cross-entropy (summed over every
 position of every window, divided by the number of tokens, so batch size and context do not change its scale),
-AdamW, gradient clipping, and a learning rate that warms up linearly and then decays along a cosine.
+AdamW, gradient clipping, and a learning rate that is a linear warmup times a cosine decay (`Schedule`).
 
 The loss and gradient norm stay on the device between logging intervals: reading a GPU number (``.item()``)
 makes the host wait for the GPU, so it happens every ``log_every`` steps only. At those points the trainer
@@ -34,8 +34,8 @@ from .config import LMConfig, check_integer, check_non_negative, check_positive
 from .data import lm_batch, load_toy, load_wp, random_slices
 from .evaluate import check_context, estimate_bits, exact_bits
 from .nn import LM
-from .runtime import autocast, cosine_decay, make_optimizer, maybe_compile, seed_everything, to_device
-from .sample import check_epsilon, decode, sample, with_seed_in_brackets
+from .runtime import autocast, cosine_decay, make_optimizer, maybe_compile, private_random_state, to_device
+from .sample import check_epsilon, check_tokens_in_vocabulary, decode, sample, with_seed_in_brackets
 from .tracking import RunLog
 
 CHECKPOINT = "checkpoint.pt"
@@ -246,9 +246,8 @@ def train_lm(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings:
         raise ValueError(f"train ({len(train)}) and val ({len(val)}) streams must be longer than the context "
                          f"({config.context}); use a shorter --context or more data")
     # Checked now, not when the first sample or batch needs them: the run would be lost before its checkpoint
-    largest = max(int(train.max()), int(val.max()))
-    if largest >= config.vocab:
-        raise ValueError(f"token {largest} in the data is outside the model's vocabulary of {config.vocab}")
+    check_tokens_in_vocabulary(train, config.vocab, "the training data")
+    check_tokens_in_vocabulary(val, config.vocab, "the validation data")
     if i2c is not None and len(i2c) < config.vocab:
         raise ValueError(f"i2c decodes {len(i2c)} tokens, fewer than the vocabulary of {config.vocab}")
     if i2c is not None and len(val) < settings.seed_length:
@@ -257,8 +256,9 @@ def train_lm(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings:
     info = distributed.setup(settings.device)
     interrupt = _DeferredInterrupt(enabled=out is not None and info.world_size == 1)
     try:
-        return _train(config, train, val, settings, info, interrupt, i2c=i2c, out=out, resume=resume, floor=floor,
-                      quiet=quiet)
+        with private_random_state(settings.seed, info.device):   # dropout's draws; the caller's state kept
+            return _train(config, train, val, settings, info, interrupt, i2c=i2c, out=out, resume=resume,
+                          floor=floor, quiet=quiet)
     finally:
         interrupt.restore()
         distributed.teardown()
@@ -268,7 +268,6 @@ def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: L
            info: distributed.DistInfo, interrupt: _DeferredInterrupt, *, i2c: list[str] | None,
            out: str | Path | None, resume: bool, floor: float | None, quiet: bool) -> TrainResult:
     device, is_main = info.device, info.is_main
-    seed_everything(settings.seed)
     model = LM(config, generator=torch.Generator().manual_seed(settings.seed)).to(device)
     optimizer = make_optimizer(dict(model.named_parameters()), settings.lr, settings.weight_decay)
     schedule = Schedule(settings.warmup, settings.steps,
@@ -398,7 +397,9 @@ def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: L
                     "" if out is None else f" (delete {out} or give another --out)")
             raise RuntimeError(f"training loss became {mean_loss} between steps {step - window_steps} and {step}; "
                                f"{where}")
-        due = step % settings.eval_every == 0 or step % settings.sample_every == 0 or stopping
+        # a sample point is an evaluation point only where there is a sample to print beside the bits
+        due = (step % settings.eval_every == 0 or stopping
+               or (i2c is not None and step % settings.sample_every == 0))
         if logging or stopping:     # not on Ctrl-C alone: the window goes into the checkpoint, unfinished
             bits = mean_loss / math.log(2)
             log.scalar("train/bits", bits, step)

@@ -7,6 +7,7 @@ import contextlib
 import math
 import os
 import random
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -44,6 +45,18 @@ def seed_everything(seed: int) -> torch.Generator:
     torch.manual_seed(seed)
     os.environ.setdefault("PYTHONHASHSEED", str(seed))
     return torch.Generator().manual_seed(seed)
+
+
+@contextlib.contextmanager
+def private_random_state(seed: int, device: torch.device) -> Iterator[None]:
+    """Inside the block torch's global generator (which dropout draws from) is seeded with ``seed``; after it, the
+    caller's random state is back as it was. A training run is then repeatable and leaves the code around it
+    alone: a search drawing its trials from ``random`` or ``torch`` would otherwise draw the same ones again."""
+    devices = [device.index if device.index is not None else torch.cuda.current_device()] \
+        if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
 
 
 def make_optimizer(

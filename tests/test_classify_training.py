@@ -150,3 +150,19 @@ def test_final_imdb_validates_on_the_test_split(tmp_path):
 
     assert pairs(*data.val) == pairs(seqs["test"], labels["test"])
     assert pairs(*data.train) == pairs(seqs["train"], labels["train"])
+
+
+def test_training_a_classifier_leaves_the_callers_random_state_alone_and_repeats():
+    """train_classifier reseeded random, NumPy and torch: a caller's later draws repeated after every run."""
+    import random
+
+    import numpy as np
+    data = long_and_short()
+    config = model_config("transformer", vocab=len(data.i2w), emb=8, heads=2, depth=1, dropout=0.3)
+    states = random.getstate(), np.random.get_state()[1].copy(), torch.random.get_rng_state()
+    first = train_classifier(config, data, quick(seed=3))
+    assert random.getstate() == states[0] and np.array_equal(np.random.get_state()[1], states[1])
+    assert torch.equal(torch.random.get_rng_state(), states[2])
+    torch.rand(5)                                          # the caller draws: the next run repeats all the same
+    second = train_classifier(config, data, quick(seed=3))
+    assert first.val_loss == second.val_loss and first.train_loss == second.train_loss

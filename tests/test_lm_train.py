@@ -342,13 +342,37 @@ def test_what_would_fail_only_at_the_first_sample_fails_before_training(tmp_path
         (dict(val=STREAM[:12], i2c=i2c, seed_length=16), "seeds are 16 characters of val, which has only 12"),
         (dict(val=STREAM[:100], i2c=i2c[:5], seed_length=4), "i2c decodes 5 tokens, fewer than the vocabulary of 9"),
         (dict(val=torch.cat([STREAM[:99], torch.tensor([V])]), i2c=i2c, seed_length=4),
-         f"token {V} in the data is outside the model's vocabulary of {V}"),
+         f"the validation data holds token ids from 0 to {V}, outside the model's vocabulary"),
     ]
     for case, error in cases:
         with pytest.raises(ValueError, match=error):
             train_lm(CONFIG, STREAM, case["val"], settings(seed_length=case["seed_length"]), i2c=case["i2c"],
                      out=tmp_path / "run", quiet=True)
     assert not trained and not (tmp_path / "run").exists()
+    negative = STREAM.clone()
+    negative[300] = -1                     # bytes read as int8, say: failed with an IndexError mid-training
+    with pytest.raises(ValueError, match="the training data holds token ids from -1"):
+        train_lm(CONFIG, negative, STREAM[:100], settings(), out=tmp_path / "run", quiet=True)
+    assert not trained
+
+
+def test_training_leaves_the_callers_random_state_alone():
+    """train_lm reseeded the global generators: a search drawing its trials from random or torch between
+    runs drew the same 'random' values again and again."""
+    import random
+    random.seed(42)
+    torch.manual_seed(42)
+    expected_python, expected_torch = random.random(), torch.rand(3)
+    random.seed(42)
+    torch.manual_seed(42)
+    run(steps=2, final_eval="none")
+    assert random.random() == expected_python and torch.equal(torch.rand(3), expected_torch)
+
+
+def test_without_a_vocabulary_to_print_samples_sample_points_are_not_evaluations():
+    """With i2c=None every sample point still ran a full validation estimate, off the eval_every grid."""
+    result = train_lm(CONFIG, STREAM, STREAM[:100], settings(steps=6, eval_every=3, sample_every=1), quiet=True)
+    assert [step for step, _ in result.log.series["val/bits"]] == [3, 6]
 
 
 def test_the_lm_command_on_a_local_file_then_sample_from_it(tmp_path, capsys):
