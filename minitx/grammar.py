@@ -213,6 +213,8 @@ def sampled_acceptance(model: LM, val: torch.Tensor, i2c: list[str], *, samples:
     accepts. ``samples`` seeds of 16 characters are sliced from ``val`` and continued by ``length`` characters
     (16 + 240 fits a context of 256, so every step uses the key/value cache). ``temperature`` and ``epsilon``
     are those of `minitx.sample.pick_next`."""
+    if not samples >= 1:
+        raise ValueError(f"samples must be a positive number of samples, got {samples}")
     seeds = random_slices(val, samples, 16, torch.Generator().manual_seed(seed))           # (samples, 16)
     tokens = sample(model, seeds, length, temperature=temperature, epsilon=epsilon,
                     generator=torch.Generator().manual_seed(seed + 1))

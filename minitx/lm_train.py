@@ -75,6 +75,9 @@ class LMTrainSettings:
         check_positive(self, "batch", "steps", "accumulate", "log_every", "eval_every", "eval_batches",
                        "sample_every", "seed_length", "checkpoint_every", "lr")
         check_non_negative(self, "warmup", "clip", "temperature", "weight_decay", "sample_length")
+        for name in ("lr", "weight_decay"):     # inf passed the checks above, then the loss became NaN
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"{name} must be a finite number, got {getattr(self, name)}")
         if not 0 <= self.final_lr_fraction <= 1:
             raise ValueError(f"final_lr_fraction (--final-lr) must be in [0, 1], got {self.final_lr_fraction}")
         if self.time_limit is not None and not self.time_limit > 0:
@@ -241,6 +244,10 @@ def train_lm(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings:
     settings = settings or LMTrainSettings()
     settings.validate()
     check_run_folder(out, resume)
+    for name, stream in (("train", train), ("val", val)):
+        if not isinstance(stream, torch.Tensor) or stream.dim() != 1:
+            shape = tuple(stream.shape) if isinstance(stream, torch.Tensor) else type(stream).__name__
+            raise ValueError(f"{name} must be a 1-D tensor of token ids (one long stream), got {shape}")
     check_context(config.context, None)
     if len(train) < config.context + 1 or len(val) < config.context + 1:
         raise ValueError(f"train ({len(train)}) and val ({len(val)}) streams must be longer than the context "

@@ -31,3 +31,6 @@ def test_load_wp_rejects_a_bad_split(tmp_path):
     (tmp_path / "f").write_bytes(DATA)
     with pytest.raises(ValueError, match="split"):
         load_wp(tmp_path / "f", split=(90, 10))
+    for bad in ((float("nan"), 1, 1), (float("inf"), 1, 1)):     # were "cannot convert float NaN to integer"
+        with pytest.raises(ValueError, match="split must be three non-negative proportions"):
+            load_wp(tmp_path / "f", split=bad)

@@ -209,3 +209,19 @@ def test_sampled_acceptance_samples_at_the_temperature_asked_for():
     seeds = random_slices(val, 3, 16, torch.Generator().manual_seed(5))
     greedy = sample(model, seeds, 20, temperature=0.0)
     assert result["examples"] == [with_seed_in_brackets(row, 16, i2c) for row in greedy]
+
+
+def test_sampled_acceptance_of_no_samples_is_a_clear_error():
+    """samples=0 failed inside the model with "tokens is an empty batch", a name the caller never used."""
+    import torch
+
+    from minitx import LMConfig
+    from minitx.data import load_toy
+    from minitx.grammar import sampled_acceptance
+    from minitx.nn import LM
+    from minitx.sample import encode
+
+    _, (i2c, c2i) = load_toy(ntrain=0, ntest=0)
+    model = LM(LMConfig(vocab=len(i2c), emb=8, heads=2, depth=1, context=64), torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="samples must be a positive number of samples, got 0"):
+        sampled_acceptance(model, encode("a dog ran . " * 4, c2i), i2c, samples=0)

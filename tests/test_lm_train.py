@@ -475,3 +475,20 @@ def test_a_checkpoint_from_before_wall_s_still_resumes(tmp_path):
     save_checkpoint(tmp_path / CHECKPOINT, saved)
     with pytest.warns(UserWarning, match="other training settings"):
         assert run(out=tmp_path, resume=True, steps=6, final_eval="none").step == 6
+
+
+@pytest.mark.parametrize("train, message", [
+    (STREAM[:400].view(4, 100), r"train must be a 1-D tensor of token ids \(one long stream\), got \(4, 100\)"),
+    (STREAM.tolist(), "train must be a 1-D tensor of token ids .*got list"),
+])
+def test_data_that_is_not_one_stream_is_named(train, message):
+    """A 2-D tensor was blamed on its length (len() reads the first dimension); a list failed on .max()."""
+    with pytest.raises(ValueError, match=message):
+        train_lm(CONFIG, train, STREAM[:100], settings(), quiet=True)
+
+
+@pytest.mark.parametrize("field", ["lr", "weight_decay"])
+def test_an_infinite_rate_or_decay_is_refused_before_training(field):
+    """It passed validate() and the run then stopped with 'loss became nan ... lower --lr'."""
+    with pytest.raises(ValueError, match=f"{field} must be a finite number, got inf"):
+        settings(**{field: float("inf")}).validate()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -26,7 +27,7 @@ def load_wp(path: str | os.PathLike | None = None, split: tuple[float, float, fl
     batches. Token ``i`` is byte ``i``; ``i2t[i] == chr(i)`` (so ASCII reads as itself;
     `minitx.sample.decode` reads a span of bytes as UTF-8).
     """
-    if len(split) != 3 or min(split) < 0 or sum(split) <= 0:
+    if len(split) != 3 or not all(0 <= part < math.inf for part in split) or sum(split) <= 0:   # NaN too
         raise ValueError(f"split must be three non-negative proportions (train, val, test), got {split}")
     source = fetch(ENWIK8_URL, path)
     data = read_bytes(source)        # the cached file may be gzipped (the download) or not (a copy put there)
