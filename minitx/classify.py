@@ -77,8 +77,9 @@ def load_dataset(name: str, *, path: str | Path | None = None, final: bool = Fal
     ``start_token`` puts ``.start`` in front of every sequence: a dedicated position for select pooling to
     read, whose state the attention layers must fill (the [CLS] token of BERT).
     """
-    if name == "imdb" and path is not None and _raw_reviews(Path(path).expanduser()):
-        train, val, (i2w, w2i), classes = load_imdb_raw(Path(path).expanduser(), final=final, voc=vocab, seed=seed)
+    path = None if path is None else Path(path).expanduser()
+    if name == "imdb" and path is not None and _raw_reviews(path):
+        train, val, (i2w, w2i), classes = load_imdb_raw(path, final=final, voc=vocab, seed=seed)
     elif name == "imdb":
         train, val, (i2w, w2i), classes = load_imdb(final=final, voc=vocab, path=path, seed=seed)
     elif name in ("synth", "xor"):

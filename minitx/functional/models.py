@@ -19,6 +19,10 @@ def position_embedding(params: Params, length: int, offset: int = 0) -> torch.Te
     """
     table = params["weight"]
     if offset + length > table.shape[0]:
+        if offset:              # the positions before these are in a key/value cache
+            raise ValueError(f"sequence of length {offset + length} ({offset} positions in the cache, {length} new) "
+                             f"is longer than the position table ({table.shape[0]} positions); start a new cache "
+                             "(mf.init_cache)")
         raise ValueError(
             f"sequence of length {offset + length} is longer than the position table ({table.shape[0]} positions); "
             "truncate the input or build the model with a larger max_len/context"
@@ -126,10 +130,6 @@ def lm(
         raise ValueError(f"config.depth is {config.depth}, but the parameters hold {len(params['blocks'])} blocks"
                          + ("" if cache is None else f" and the cache {len(cache.layers)} layers"))
     offset = 0 if cache is None else cache.length
-    if cache is not None and offset + tokens.shape[1] > params["positions"]["weight"].shape[0]:
-        raise ValueError(f"sequence of length {offset + tokens.shape[1]} ({offset} positions in the cache, "
-                         f"{tokens.shape[1]} new) is longer than the position table "
-                         f"({params['positions']['weight'].shape[0]} positions); start a new cache (mf.init_cache)")
     x = embedding(params["tokens"], tokens)                                             # (b, t, e)
     x = x + position_embedding(params["positions"], tokens.shape[1], offset)            # (t, e)
     x = dropout(x, config.dropout, training, generator)
