@@ -36,7 +36,7 @@ from .evaluate import check_context, estimate_bits, exact_bits
 from .nn import LM
 from .runtime import autocast, cosine_decay, make_optimizer, maybe_compile, private_random_state, to_device
 from .sample import check_epsilon, check_tokens_in_vocabulary, decode, sample, with_seed_in_brackets
-from .tracking import RunLog
+from .tracking import RunLog, files_of_a_run
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -207,7 +207,7 @@ def _restore_series(log: RunLog, saved: dict[str, torch.Tensor]) -> None:
 
 def earlier_run_files(out: str | Path) -> list[str]:
     """The files of an earlier run in ``out`` that a new run would overwrite: its checkpoint and metrics."""
-    return [name for name in (CHECKPOINT, "metrics.json") if (Path(out) / name).exists()]
+    return files_of_a_run(out, (CHECKPOINT, "metrics.json"))
 
 
 def check_run_folder(out: str | Path | None, resume: bool) -> None:
@@ -219,11 +219,9 @@ def check_run_folder(out: str | Path | None, resume: bool) -> None:
             raise ValueError("--resume needs --out: the run folder that holds checkpoint.pt")
         return
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"the run folder {out} is a file")
+    found = earlier_run_files(out)                  # first: out may be a file
     if resume and not (out / CHECKPOINT).is_file():
         raise FileNotFoundError(f"--resume: no checkpoint at {out / CHECKPOINT}; start without --resume")
-    found = earlier_run_files(out)
     if found and not resume:
         if CHECKPOINT in found:
             raise FileExistsError(f"{out} already holds a run ({', '.join(found)}): --resume to continue it, or "

@@ -57,6 +57,15 @@ def _strict_json(value: Any) -> Any:
     return value
 
 
+def files_of_a_run(out: str | Path, names: tuple[str, ...]) -> list[str]:
+    """Which of ``names`` (the files a run writes) the run folder ``out`` already holds, so that a command can
+    refuse to overwrite an earlier run; a clear error if ``out`` is a file."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"the run folder {out} is a file")
+    return [name for name in names if (out / name).exists()]
+
+
 class RunLog:
     """Collects scalar series ``name -> [(step, value), ...]`` and writes them into a run folder.
 

@@ -7,7 +7,6 @@ events and ``model.pt`` (for ``python -m minitx.attention_map``).
 
 import argparse
 import json
-from pathlib import Path
 
 from ..classify import (
     DATASETS,
@@ -18,7 +17,7 @@ from ..classify import (
     save_checkpoint,
     train_classifier,
 )
-from ..tracking import RunLog
+from ..tracking import RunLog, files_of_a_run
 from . import HelpFormatter, set_threads
 
 
@@ -135,12 +134,7 @@ def build(args: argparse.Namespace):
 def check_out_folder(out: str | None) -> None:
     """Before any work: ``--out`` must be a folder without an earlier run in it (its metrics.json and model.pt
     would be overwritten, and TensorBoard would draw the two runs' events as one curve)."""
-    if out is None:
-        return
-    folder = Path(out)
-    if folder.exists() and not folder.is_dir():
-        raise ValueError(f"--out {out} is a file: the run goes into a folder")
-    found = [name for name in ("metrics.json", "model.pt") if (folder / name).exists()]
+    found = [] if out is None else files_of_a_run(out, ("metrics.json", "model.pt"))
     if found:
         raise FileExistsError(f"{out} already holds a run ({', '.join(found)}): give another --out, or delete the "
                               "folder to start afresh")
