@@ -87,7 +87,8 @@ class LMTrainSettings:
             raise ValueError(f"final_eval must be 'exact', 'estimate' or 'none', got {self.final_eval!r}")
         if self.time_limit is None and self.warmup > self.steps:    # on the clock, warmup also ends by time
             warnings.warn(f"warmup ({self.warmup} steps) is longer than the run ({self.steps} steps): the "
-                          f"learning rate never reaches lr={self.lr}; pass a smaller --warmup", stacklevel=2)
+                          f"learning rate never reaches lr={self.lr}; pass a smaller warmup (--warmup on the "
+                          "command line)", stacklevel=2)
 
 
 @dataclass
@@ -159,7 +160,8 @@ def lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Per-token cross-entropy in nats: logits (b, t, vocab), targets (b, t) -> scalar.
 
     Summed over all b * t positions and divided by their number (the assignment's advice), in float32
-    even under bf16 autocast.
+    even under bf16 autocast. Every position counts: targets are token ids in [0, vocab), and there is no
+    ignore index (F.cross_entropy would leave a -100 out of the sum but this still divides by b * t).
     """
     total = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="sum")
     return total / targets.numel()
