@@ -69,3 +69,18 @@ def test_examples_stop_with_one_line_on_a_folder_without_reviews(monkeypatch, tm
     with pytest.raises(SystemExit) as exit_info:
         common.dataset("imdb", argparse.Namespace(data_path=tmp_path, ntrain=10))
     assert str(exit_info.value.code).startswith(f"error: No labelled train/test reviews found in {tmp_path}")
+
+
+def test_q05_on_imdb_trains_and_prints_the_token_budget_it_uses(monkeypatch):
+    """The IMDb line printed 'batch 64' while the batches were a 16,384-token budget (the batch size unused)."""
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    import common
+    runs = []
+    monkeypatch.setattr(common, "dataset", lambda name, args, **options: None)
+    monkeypatch.setattr(common, "experiment", lambda label, data, kind, settings, seeds, **model:
+                        runs.append((label, settings)))
+    monkeypatch.setattr(sys, "argv", [str(EXAMPLES / "q05_tuned_simple.py"), "--data", "imdb", "--depths", "1"])
+    runpy.run_path(str(EXAMPLES / "q05_tuned_simple.py"), run_name="__main__")
+    [(label, settings)] = runs
+    assert (settings.tokens, settings.max_len, settings.lr) == (16_384, 256, 1e-3)
+    assert "'tokens': 16384" in label and "batch" not in label
