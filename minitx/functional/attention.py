@@ -246,9 +246,10 @@ def with_stacked_qkv(params: Params) -> Params:
 def project_qkv(params: Params, x: torch.Tensor, heads: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The query, key and value projections of x (b, t, e), split into heads: three (b, h, t, s) tensors.
 
-    Computed as one matrix product with the three weight matrices stacked, (b, t, e) @ (e, 3e): the same numbers
-    as three separate `linear` calls, but one large product keeps the cores busier than three small ones, and
-    one view of its output splits all three into heads (what `split_heads` does to each of them).
+    Computed as one matrix product with the three weight matrices stacked, (b, t, e) @ (e, 3e): what three
+    separate `linear` calls compute, up to float rounding (one product sums in another order, so a long
+    training run drifts apart from one computed with three), but one large product keeps the cores busier than
+    three small ones, and one view of its output splits all three into heads (what `split_heads` does to each).
     The stacked weights are ``params['qkv']`` where `with_stacked_qkv` put them, else stacked here.
     """
     stacked = params["qkv"] if "qkv" in params else stack_qkv(params)
