@@ -29,18 +29,19 @@ def naive_attention(q, k, v, visible=None, scale=1.0):
     return out
 
 
-def naive_multi_head(params, x, heads, visible=None):
+def naive_multi_head(params, x, heads, visible=None, scale=None):
     """Per head h: project with rows h*s..(h+1)*s of each weight, attend, concatenate heads, project by o.
-    x (b, t, e); visible (b, t, t) or None."""
+    x (b, t, e); visible (b, t, t) or None; scale the score factor, 1/sqrt(s) when None."""
     b, t, e = x.shape
     s = e // heads
+    scale = 1 / math.sqrt(s) if scale is None else scale
     outputs = []
     for h in range(heads):
         rows = slice(h * s, (h + 1) * s)
         q = x @ params["q"]["weight"][rows].T + params["q"]["bias"][rows]
         k = x @ params["k"]["weight"][rows].T + params["k"]["bias"][rows]
         v = x @ params["v"]["weight"][rows].T + params["v"]["bias"][rows]
-        outputs.append(naive_attention(q, k, v, visible, scale=1 / math.sqrt(s)))
+        outputs.append(naive_attention(q, k, v, visible, scale=scale))
     merged = torch.cat(outputs, dim=-1)
     return merged @ params["o"]["weight"].T + params["o"]["bias"]
 

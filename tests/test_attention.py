@@ -395,6 +395,7 @@ def test_emb_not_divisible_by_heads_is_a_clear_error():
     [
         (torch.randn(2, 3), None, "shape \\(batch, time, emb\\)"),
         (torch.randn(0, 3, 4), None, "empty batch"),
+        (torch.randn(2, 0, 4), None, "empty sequences"),      # else zero vectors, silently
         (torch.randn(2, 3, 4), torch.ones(2, 3), "bool tensor"),
         (torch.randn(2, 3, 4), torch.ones(2, 4, dtype=torch.bool), "mask shape"),
     ],
@@ -450,3 +451,70 @@ def test_query_blocks_with_a_compact_padding_mask(case, causal):
     with patch.object(scratch_kernel, "BLOCK", 2):
         out = mf.self_attention(params, x, heads, mask=mask, causal=causal)
     torch.testing.assert_close(out, naive_multi_head(params, x, heads, key_visibility(mask, b, t, causal)))
+
+
+# What a mutation review of the whole module found unchecked: each test below fails on one plausible slip.
+@pytest.mark.parametrize("backend", ["scratch", "sdpa"])
+def test_keys_and_values_of_different_lengths_are_a_clear_error(backend):
+    """Without the check the scratch kernel read the first tk values of a longer v, silently."""
+    q, k, v = torch.randn(2, 3, 4), torch.randn(2, 5, 4), torch.randn(2, 6, 4)
+    with pytest.raises(ValueError, match="shapes do not fit"):
+        mf.attend(q, k, v, backend=backend)
+
+
+def test_nested_recording_blocks_give_the_weights_to_the_innermost():
+    q = torch.randn(1, 3, 4, generator=torch.Generator().manual_seed(0))
+    with mf.recording_attention() as outer:
+        with mf.recording_attention() as inner:
+            mf.attend(q, q, q)
+        mf.attend(q, q, q, causal=True)
+    assert len(inner) == 1 and len(outer) == 1
+    assert torch.equal(inner[0], torch.softmax(q @ q.transpose(1, 2) / 2, dim=-1))
+    assert torch.equal(outer[0].triu(1), torch.zeros(1, 3, 3))                 # the causal call's weights
+
+
+@given(sequence_case(), st.booleans(), st.sampled_from(["scratch", "sdpa"]))
+def test_simple_self_attention_with_padding_and_causal_masks_matches_naive_loops(case, causal, backend):
+    _, x, _, mask = case
+    b, t, _ = x.shape
+    out = mf.simple_self_attention(x, mask, causal=causal, backend=backend)
+    torch.testing.assert_close(out, naive_attention(x, x, x, key_visibility(mask, b, t, causal)))
+
+
+@given(sequence_case(), st.booleans(), st.sampled_from([False, 0.3]), st.sampled_from(["scratch", "sdpa"]))
+def test_self_attention_with_another_scale_matches_per_head_loops(case, causal, scale, backend):
+    params, x, heads, mask = case
+    b, t, _ = x.shape
+    out = mf.self_attention(params, x, heads, mask=mask, causal=causal, scale=scale, backend=backend)
+    expected = naive_multi_head(params, x, heads, key_visibility(mask, b, t, causal), scale=1.0 if scale is False
+                                else scale)
+    torch.testing.assert_close(out, expected)
+
+
+@pytest.mark.parametrize("mask, error", [
+    (torch.ones(2, 1, dtype=torch.bool), "mask shape"),       # broadcast to every key by attend: no error there
+    (torch.ones(1, 4, dtype=torch.bool), "mask shape"),
+    (torch.ones(2, 4), "bool tensor"),
+])
+def test_self_attention_refuses_a_mask_that_is_not_batch_by_time(mask, error):
+    params = mf.init_self_attention(6, 2, torch.Generator().manual_seed(0))
+    with pytest.raises((ValueError, TypeError), match=error):
+        mf.self_attention(params, torch.randn(2, 4, 6), 2, mask=mask)
+
+
+@given(st.integers(2, 3), st.integers(1, 5), st.data(), st.booleans(), st.sampled_from(["scratch", "sdpa"]),
+       st.integers(0, 2**31 - 1))
+def test_a_per_head_mask_on_batched_heads_equals_its_expansion(heads, tq, data, causal, backend, seed):
+    """A (heads, tq, tk) mask on (batch, heads, t, s) inputs: the scratch kernel lays it out like the folded
+    batch (batch * heads), which a 3-D mask needs as much as a 4-D one."""
+    b, tk = 2, data.draw(st.integers(tq, 6))
+    g = torch.Generator().manual_seed(seed)
+    q, k, v = (torch.randn(b, heads, t, 3, generator=g, dtype=f64) for t in (tq, tk, tk))
+    mask = torch.rand(heads, tq, tk, generator=g) < 0.6
+    expected_visible = mask.expand(b, heads, tq, tk)
+    if causal:
+        expected_visible = expected_visible & mf.causal_visibility(tq, tk)
+    out = mf.attend(q, k, v, mask=mask, causal=causal, backend=backend)
+    expected = naive_attention(q.reshape(-1, tq, 3), k.reshape(-1, tk, 3), v.reshape(-1, tk, 3),
+                               expected_visible.reshape(-1, tq, tk), 1 / math.sqrt(3))
+    torch.testing.assert_close(out, expected.view(b, heads, tq, 3))

@@ -169,3 +169,35 @@ def test_default_stride_gives_every_later_position_half_a_context(context):
 def test_an_evaluation_context_one_past_the_table_is_refused():
     with pytest.raises(ValueError, match="longer than the model's position table"):
         exact_bits(position_model, torch.zeros(50, dtype=torch.long), 9, model_context=8)
+
+
+# What a mutation review of the whole module found unchecked: each test below fails on one plausible slip.
+@pytest.mark.parametrize("context", [1, 4, 8])
+def test_the_estimate_feeds_windows_of_the_whole_context(context):
+    """The scored prediction is the last of ``context`` inputs: `position_model` gives it logit context - 1."""
+    data = torch.randint(0, V - 1, (60,), generator=torch.Generator().manual_seed(0))
+    bits = estimate_bits(position_model, data, context, batches=2, batch_size=3)
+    assert bits == pytest.approx(math.log2(V - 1 + math.exp(context - 1)), rel=1e-6)
+
+
+def test_an_lms_own_position_table_bounds_the_evaluation_context():
+    """Without ``model_context`` the LM's config gives it: refused upfront, not by the position table mid-run."""
+    model, data = tiny_lm(context=8), torch.randint(0, V, (100,))
+    with pytest.raises(ValueError, match="longer than the model's position table"):
+        exact_bits(model, data, 9)
+    with pytest.raises(ValueError, match="longer than the model's position table"):
+        estimate_bits(model, data, 9, batches=1)
+
+
+@pytest.mark.parametrize("call, error", [
+    (lambda data: exact_bits(uniform_model, data, 0), "context must be positive, got 0"),
+    (lambda data: estimate_bits(uniform_model, data, 0, batches=1), "context must be positive, got 0"),
+    (lambda data: exact_bits(uniform_model, data[:1], 4), "at least 2 tokens"),
+    (lambda data: exact_bits(uniform_model, data.view(2, 10), 4), "1-D stream"),
+    (lambda data: exact_bits(uniform_model, data, 4, stride=5), r"stride must be in 1 \.\. context \(4\), got 5"),
+    (lambda data: exact_bits(uniform_model, data, 4, stride=0), r"stride must be in 1 \.\. context \(4\), got 0"),
+], ids=["exact context 0", "estimate context 0", "one token", "2-D stream", "stride past context", "stride 0"])
+def test_contexts_streams_and_strides_outside_their_range_are_clear_errors(call, error):
+    """A stride past the context left targets between windows unscored while the mean still divided by all."""
+    with pytest.raises(ValueError, match=error):
+        call(torch.randint(0, V, (20,), generator=torch.Generator().manual_seed(0)))

@@ -6,8 +6,10 @@ import random
 from collections import defaultdict
 
 import pytest
+import torch
 
-from minitx.data import TOY_GRAMMAR, TOY_START, generate_sentence
+from minitx import LMConfig
+from minitx.data import TOY_GRAMMAR, TOY_START, generate_sentence, load_toy, random_slices
 from minitx.grammar import (
     accepted_fraction,
     accepts,
@@ -16,7 +18,10 @@ from minitx.grammar import (
     entropy_floor,
     expected_characters,
     inside_probability,
+    sampled_acceptance,
 )
+from minitx.nn import LM
+from minitx.sample import encode, sample, with_seed_in_brackets
 
 # Unambiguous: s -> a | b s. A sentence is k b's then an a, with probability 2^-(k+1).
 CHAIN = {"_s": [["a"], ["b", "_s"]]}
@@ -53,6 +58,7 @@ def test_inside_probability_by_hand():
     # two trees, each with two binary rules and three leaves: 2 * 3^-5
     assert inside_probability("a x a x a".split(), AMBIGUOUS, "_s") == pytest.approx(2 * 3.0 ** -5)
     assert inside_probability(["b", "a", "a"], CHAIN, "_s") == 0.0
+    assert inside_probability([], CHAIN, "_s") == 0.0                        # no rule derives nothing
 
 
 def test_exact_parts_by_hand():
@@ -165,6 +171,12 @@ def test_unsupported_grammars_are_clear_errors():
         check_grammar({"_s": [["_t"]], "_t": [["a"]]}, "_s")
     with pytest.raises(ValueError, match="undefined"):
         check_grammar({"_s": [["a", "_t"]]}, "_s")
+    with pytest.raises(ValueError, match="empty alternative"):            # else its mass silently lost
+        check_grammar({"_s": [["a"], []]}, "_s")
+    with pytest.raises(ValueError, match="has no alternatives"):
+        check_grammar({"_s": [["a", "_t"]], "_t": []}, "_s")
+    with pytest.raises(ValueError, match="start symbol '_x' is not a nonterminal"):
+        check_grammar({"_s": [["a"]]}, "_x")
     with pytest.raises(ValueError, match="expected sentence length is infinite"):
         derivation_entropy({"_s": [["_s", "_s"], ["_s", "a"]]}, "_s")           # never ends
     with pytest.raises(ValueError, match="expected sentence length is infinite"):
@@ -174,14 +186,6 @@ def test_unsupported_grammars_are_clear_errors():
 def test_sampled_acceptance_credits_the_model_with_its_own_sentences_only():
     """Seeds are validation data: a seed holding ' . a dog ran . ' used to count as an accepted sentence of
     a model that writes nothing but .unk."""
-    import torch
-
-    from minitx import LMConfig
-    from minitx.data import load_toy
-    from minitx.grammar import sampled_acceptance
-    from minitx.nn import LM
-    from minitx.sample import encode
-
     _, (i2c, c2i) = load_toy(ntrain=0, ntest=0)
     val = encode("a dog ran . " * 40, c2i)                  # every 16-character seed holds a separator or two
     model = LM(LMConfig(vocab=len(i2c), emb=8, heads=2, depth=1, context=256)).eval()
@@ -194,14 +198,6 @@ def test_sampled_acceptance_credits_the_model_with_its_own_sentences_only():
 
 
 def test_sampled_acceptance_samples_at_the_temperature_asked_for():
-    import torch
-
-    from minitx import LMConfig
-    from minitx.data import load_toy, random_slices
-    from minitx.grammar import sampled_acceptance
-    from minitx.nn import LM
-    from minitx.sample import encode, sample, with_seed_in_brackets
-
     _, (i2c, c2i) = load_toy(ntrain=0, ntest=0)
     val = encode("a dog ran . " * 40, c2i)
     model = LM(LMConfig(vocab=len(i2c), emb=8, heads=2, depth=1, context=64), torch.Generator().manual_seed(0))
@@ -213,15 +209,22 @@ def test_sampled_acceptance_samples_at_the_temperature_asked_for():
 
 def test_sampled_acceptance_of_no_samples_is_a_clear_error():
     """samples=0 failed inside the model with "tokens is an empty batch", a name the caller never used."""
-    import torch
-
-    from minitx import LMConfig
-    from minitx.data import load_toy
-    from minitx.grammar import sampled_acceptance
-    from minitx.nn import LM
-    from minitx.sample import encode
-
     _, (i2c, c2i) = load_toy(ntrain=0, ntest=0)
     model = LM(LMConfig(vocab=len(i2c), emb=8, heads=2, depth=1, context=64), torch.Generator().manual_seed(0))
     with pytest.raises(ValueError, match="samples must be a positive number of samples, got 0"):
         sampled_acceptance(model, encode("a dog ran . " * 4, c2i), i2c, samples=0)
+
+
+def test_sampled_acceptance_samples_with_the_epsilon_asked_for():
+    """A model that writes 'a' with probability 0.6 and spreads 0.4 over the rest: epsilon 0.1 leaves 'a' alone
+    (every other token is below 0.1), so every continuation is all 'a'; without epsilon hardly any would be."""
+    _, (i2c, c2i) = load_toy(ntrain=0, ntest=0)
+    vocab = len(i2c)
+    model = LM(LMConfig(vocab=vocab, emb=8, heads=2, depth=1, context=64)).eval()
+    with torch.no_grad():
+        model.get_parameter("head.weight").zero_()
+        model.get_parameter("head.bias").copy_(torch.where(torch.arange(vocab) == c2i["a"],
+                                                           math.log(0.6 / 0.4 * (vocab - 1)), 0.0))
+    result = sampled_acceptance(model, encode("a dog ran . " * 8, c2i), i2c, samples=3, length=20, epsilon=0.1)
+    assert result["epsilon"] == 0.1
+    assert all(example.endswith("]" + "a" * 20) for example in result["examples"])

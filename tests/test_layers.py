@@ -20,6 +20,14 @@ def test_linear_follows_nn_linear_layout():
     torch.testing.assert_close(mf.linear(params, x), reference(x))
 
 
+@pytest.mark.parametrize("std", [None, 0.02])
+def test_linear_without_bias_has_no_bias_entry(std):
+    params = mf.init_linear(5, 3, torch.Generator().manual_seed(0), std=std, bias=False)
+    assert set(params) == {"weight"} and params["weight"].shape == (3, 5)
+    x = torch.randn(2, 5)
+    torch.testing.assert_close(mf.linear(params, x), x @ params["weight"].T)
+
+
 def test_default_linear_init_has_nn_linear_bounds():
     weight = mf.init_linear(400, 300)["weight"]
     assert weight.abs().max() <= 1 / 400**0.5 and weight.abs().max() > 0.9 / 400**0.5
@@ -101,6 +109,13 @@ def test_pool_of_an_all_padding_row_is_zero():
         assert torch.equal(pooled[1], torch.zeros(4)) and torch.isfinite(pooled).all(), how
     with pytest.raises(ValueError, match="mask shape"):
         mf.pool(x, "select", torch.ones(5, dtype=torch.bool))         # select checks its mask too
+
+
+@pytest.mark.parametrize("how", ["mean", "max", "select"])
+def test_pool_of_empty_sequences_is_a_clear_error(how):
+    """Time 0 pooled to NaN (mean), -inf (max) or an IndexError (select) without the check."""
+    with pytest.raises(ValueError, match="empty sequences"):
+        mf.pool(torch.randn(2, 0, 4), how)
 
 
 def test_pool_rejects_unknown_kind():

@@ -245,7 +245,8 @@ def test_a_cache_refuses_a_batch_of_another_size():
         (torch.zeros(2, 3), "integer tensor"),
         (torch.zeros(3, dtype=torch.long), "shape \\(batch, time\\)"),
         (torch.zeros(0, 3, dtype=torch.long), "empty batch"),
-        (torch.zeros(2, 0, dtype=torch.long), "empty sequences"),     # scratch attention crashed in a reshape
+        # scratch attention crashed in a reshape; the message names the caller's tokens, not a layer's input
+        (torch.zeros(2, 0, dtype=torch.long), "tokens are empty sequences"),
     ],
 )
 def test_bad_token_inputs_raise_clear_errors(tokens, error):
@@ -410,6 +411,32 @@ def test_lm_drops_out_the_embeddings():
     stream = mf.embedding(params["tokens"], tokens) + params["positions"]["weight"][:6]
     stream = mf.dropout(stream, 0.5, True, torch.Generator().manual_seed(2))
     torch.testing.assert_close(got, mf.linear(params["head"], mf.layer_norm(params["norm"], stream)))
+
+
+def test_classifier_drops_out_the_embeddings():
+    """No attention, mean pooling: the logits are head(mean(dropout(tokens + positions))), the dropout being the
+    generator's first draw."""
+    config = ClassifierConfig(vocab=11, classes=3, emb=8, max_len=6, positions=True, pool="mean", dropout=0.5)
+    params = mf.init_classifier(config, torch.Generator().manual_seed(0))
+    tokens = torch.randint(0, 11, (2, 6), generator=torch.Generator().manual_seed(1))
+    got = mf.classifier(params, tokens, config, training=True, generator=torch.Generator().manual_seed(2))
+    stream = mf.embedding(params["tokens"], tokens) + params["positions"]["weight"][:6]
+    stream = mf.dropout(stream, 0.5, True, torch.Generator().manual_seed(2))
+    torch.testing.assert_close(got, mf.linear(params["head"], stream.mean(dim=1)))
+
+
+def test_cache_joins_a_masked_chunk_then_an_unmasked_one():
+    """A chunk without a mask after one with a mask: all its tokens are real, as keys for every later query."""
+    emb, heads, t1, t2 = 8, 2, 3, 2
+    params = mf.init_self_attention(emb, heads, torch.Generator().manual_seed(0))
+    x = torch.randn(2, t1 + t2, emb, generator=torch.Generator().manual_seed(1))
+    m1 = torch.tensor([[True, False, True], [True, True, False]])
+    full = mf.self_attention(params, x, heads, mask=torch.cat([m1, torch.ones(2, t2, dtype=torch.bool)], 1),
+                             causal=True)
+    cache = mf.LayerCache()
+    mf.self_attention(params, x[:, :t1], heads, mask=m1, causal=True, cache=cache)
+    second = mf.self_attention(params, x[:, t1:], heads, causal=True, cache=cache)
+    torch.testing.assert_close(second, full[:, t1:])
 
 
 @pytest.mark.parametrize("first_mask", [None, "mask"])

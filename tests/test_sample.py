@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import minitx.functional as mf
+import minitx.sample as sampling
 from minitx import LMConfig
 from minitx.nn import LM
 from minitx.sample import decode, encode, pick_next, sample, with_seed_in_brackets
@@ -208,3 +209,34 @@ def test_a_bool_seed_is_not_token_ids():
 def test_a_seed_of_three_dimensions_is_named():
     with pytest.raises(ValueError, match=r"\(time,\) or \(batch, time\) token ids, got shape \(1, 1, 5\)"):
         sample(tiny_lm(), SEED[None, None], 3)
+
+
+# What a mutation review of the whole module found unchecked: each test below fails on one plausible slip.
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_every_step_picks_from_the_full_forwards_last_logits(use_cache, monkeypatch):
+    """The logits each new token is drawn from are the last position's of a plain forward pass over the
+    sequence so far (its last `context` tokens), through the seed step, the cached steps and the slide."""
+    model = tiny_lm(context=12)
+    seeds = torch.stack([SEED, torch.tensor([9, 0, 9, 3, 7])])                      # (2, 5)
+    seen, original = [], sampling.pick_next
+    monkeypatch.setattr(sampling, "pick_next", lambda logits, *a, **k: seen.append(logits) or original(logits, *a, **k))
+    out = sample(model, seeds, 10, temperature=0, use_cache=use_cache)            # 15 > 12: it slides
+    assert len(seen) == 10
+    with torch.no_grad():
+        for step, logits in enumerate(seen):
+            window = out[:, : len(SEED) + step][:, -12:]
+            torch.testing.assert_close(logits, model(window)[:, -1], atol=1e-5, rtol=1e-4)
+
+
+def test_top_k_above_the_vocabulary_keeps_every_token():
+    logits = torch.randn(3, V, generator=torch.Generator().manual_seed(0))
+    plain = pick_next(logits.repeat(20, 1), generator=torch.Generator().manual_seed(1))
+    limited = pick_next(logits.repeat(20, 1), top_k=V + 5, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(limited, plain)
+    assert sample(tiny_lm(), SEED, 3, top_k=100, generator=torch.Generator().manual_seed(0)).shape == (8,)
+
+
+def test_a_negative_length_is_a_clear_error():
+    """range(-1) is empty: the seed alone came back, as if -1 meant 0."""
+    with pytest.raises(ValueError, match="length must be >= 0, got -1"):
+        sample(tiny_lm(), SEED, -1)
