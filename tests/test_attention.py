@@ -205,12 +205,14 @@ def key_visibility(mask, b, t, causal):
     return visible
 
 
-@given(sequence_case(), st.booleans(), st.sampled_from(["scratch", "sdpa"]))
-def test_self_attention_matches_per_head_loops(case, causal, backend):
+@given(sequence_case(), st.booleans(), st.sampled_from([True, False, 0.3]), st.sampled_from(["scratch", "sdpa"]))
+def test_self_attention_matches_per_head_loops(case, causal, scale, backend):
+    """scale True is 1/sqrt(head size), False none (the course's unscaled form), a number that number."""
     params, x, heads, mask = case
     b, t, _ = x.shape
-    out = mf.self_attention(params, x, heads, mask=mask, causal=causal, backend=backend)
-    expected = naive_multi_head(params, x, heads, key_visibility(mask, b, t, causal))
+    out = mf.self_attention(params, x, heads, mask=mask, causal=causal, scale=scale, backend=backend)
+    expected = naive_multi_head(params, x, heads, key_visibility(mask, b, t, causal),
+                                scale=None if scale is True else 1.0 if scale is False else scale)
     # Query rows with no visible key are zero before the output projection, so they equal the o bias.
     torch.testing.assert_close(out, expected)
 
@@ -479,16 +481,6 @@ def test_simple_self_attention_with_padding_and_causal_masks_matches_naive_loops
     b, t, _ = x.shape
     out = mf.simple_self_attention(x, mask, causal=causal, backend=backend)
     torch.testing.assert_close(out, naive_attention(x, x, x, key_visibility(mask, b, t, causal)))
-
-
-@given(sequence_case(), st.booleans(), st.sampled_from([False, 0.3]), st.sampled_from(["scratch", "sdpa"]))
-def test_self_attention_with_another_scale_matches_per_head_loops(case, causal, scale, backend):
-    params, x, heads, mask = case
-    b, t, _ = x.shape
-    out = mf.self_attention(params, x, heads, mask=mask, causal=causal, scale=scale, backend=backend)
-    expected = naive_multi_head(params, x, heads, key_visibility(mask, b, t, causal), scale=1.0 if scale is False
-                                else scale)
-    torch.testing.assert_close(out, expected)
 
 
 @pytest.mark.parametrize("mask, error", [
