@@ -123,28 +123,32 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 
 class _DeferredInterrupt:
-    """While installed, Ctrl-C only sets ``requested``: the training loop finishes its step, saves a
-    checkpoint and stops (a KeyboardInterrupt mid-step would leave nothing, or a half-updated model). A second
-    Ctrl-C interrupts at once. Signal handlers live in the main thread of a single process only."""
+    """While installed, Ctrl-C (SIGINT) and SIGTERM (what `kill`, `timeout` and job schedulers send) only set
+    ``requested``: the training loop finishes its step, saves a checkpoint and stops (stopping mid-step would
+    leave nothing, or a half-updated model). A second signal stops at once, as the first one would have.
+    Signal handlers live in the main thread of a single process only."""
 
     def __init__(self, enabled: bool) -> None:
-        self.requested, self._previous, self._installed = False, None, False
-        # only over Python's own Ctrl-C handler: a background job (SIGINT ignored) or a program's own handler
-        # keeps its behaviour
-        if (enabled and threading.current_thread() is threading.main_thread()
-                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
-            self._previous, self._installed = signal.signal(signal.SIGINT, self._handle), True
+        self.requested, self._previous = False, {}
+        # only over the signals' usual handlers (Python's KeyboardInterrupt, termination): a background job
+        # (SIGINT ignored) or a program's own handler keeps its behaviour
+        usual = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+        if enabled and threading.current_thread() is threading.main_thread():
+            for signum, handler in usual.items():
+                if signal.getsignal(signum) is handler:
+                    self._previous[signum] = signal.signal(signum, self._handle)
 
     def _handle(self, signum, frame) -> None:
         self.requested = True
         self.restore()
-        print("\nCtrl-C: stopping after this step and saving a checkpoint (Ctrl-C again to stop at once)",
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        print(f"\n{name}: stopping after this step and saving a checkpoint ({name} again to stop at once)",
               file=sys.stderr)
 
     def restore(self) -> None:
-        if self._installed:
-            signal.signal(signal.SIGINT, self._previous)
-            self._installed = False
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
 
 
 @dataclass

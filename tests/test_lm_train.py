@@ -232,6 +232,27 @@ def test_ctrl_c_saves_the_step_and_resume_continues_as_if_uninterrupted(tmp_path
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+def test_sigterm_saves_the_step_like_ctrl_c(tmp_path, monkeypatch):
+    """SIGTERM (kill, timeout, a job scheduler) stopped the run at once, losing every step since the last
+    checkpoint; now it finishes the step, saves and stops, and the handler is put back afterwards."""
+    import signal
+
+    def loss_with_sigterm(logits, targets):
+        calls.append(1)
+        if len(calls) == 2:
+            # never raise SIGTERM under its default handler: that would end the test process
+            assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL, "no SIGTERM handler during training"
+            signal.raise_signal(signal.SIGTERM)
+        return lm_loss(logits, targets)
+
+    calls = []
+    monkeypatch.setattr(lm_train, "lm_loss", loss_with_sigterm)
+    with pytest.raises(lm_train.TrainingInterrupted, match="stopped at step 2, saved in"):
+        run(out=tmp_path, final_eval="none", checkpoint_every=100)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert load_checkpoint(tmp_path / CHECKPOINT)["step"] == 2
+
+
 def test_ctrl_c_in_the_last_step_or_the_final_evaluation_stops_and_resume_finishes(tmp_path, monkeypatch):
     """Ctrl-C in the last step still ran the whole final evaluation; Ctrl-C in it left the run unfinishable."""
     import signal
