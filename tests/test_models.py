@@ -425,36 +425,21 @@ def test_classifier_drops_out_the_embeddings():
     torch.testing.assert_close(got, mf.linear(params["head"], stream.mean(dim=1)))
 
 
-def test_cache_joins_a_masked_chunk_then_an_unmasked_one():
-    """A chunk without a mask after one with a mask: all its tokens are real, as keys for every later query."""
+@pytest.mark.parametrize("first, second", [(None, "padded"), ("real", "padded"), ("padded", None)])
+def test_cache_joins_masked_and_unmasked_chunks(first, second):
+    """A chunk without a mask (None) means all its tokens are real, whatever the chunks before or after bring."""
     emb, heads, t1, t2 = 8, 2, 3, 2
     params = mf.init_self_attention(emb, heads, torch.Generator().manual_seed(0))
     x = torch.randn(2, t1 + t2, emb, generator=torch.Generator().manual_seed(1))
-    m1 = torch.tensor([[True, False, True], [True, True, False]])
-    full = mf.self_attention(params, x, heads, mask=torch.cat([m1, torch.ones(2, t2, dtype=torch.bool)], 1),
-                             causal=True)
-    cache = mf.LayerCache()
-    mf.self_attention(params, x[:, :t1], heads, mask=m1, causal=True, cache=cache)
-    second = mf.self_attention(params, x[:, t1:], heads, causal=True, cache=cache)
-    torch.testing.assert_close(second, full[:, t1:])
-
-
-@pytest.mark.parametrize("first_mask", [None, "mask"])
-def test_cache_joins_masked_and_unmasked_chunks(first_mask):
-    """A first chunk without a mask means all its tokens are real, whatever later chunks bring."""
-    emb, heads, t1, t2 = 8, 2, 3, 2
-    params = mf.init_self_attention(emb, heads, torch.Generator().manual_seed(0))
-    x = torch.randn(2, t1 + t2, emb, generator=torch.Generator().manual_seed(1))
-    m2 = torch.tensor([[True, True], [True, False]])
-    m1 = torch.ones(2, t1, dtype=torch.bool)
-    full = mf.self_attention(params, x, heads, mask=torch.cat([m1, m2], 1), causal=True)
-    cache = mf.LayerCache()
-    a = mf.self_attention(params, x[:, :t1], heads, mask=None if first_mask is None else m1, causal=True,
-                          cache=cache)
-    b = mf.self_attention(params, x[:, t1:], heads, mask=m2, causal=True, cache=cache)
-    got = torch.cat([a, b], 1)
+    m1 = (torch.tensor([[True, False, True], [True, True, False]]) if first == "padded"
+          else torch.ones(2, t1, dtype=torch.bool))
+    m2 = torch.tensor([[True, True], [True, False]]) if second == "padded" else torch.ones(2, t2, dtype=torch.bool)
     real = torch.cat([m1, m2], 1)
-    torch.testing.assert_close(got[real], full[real])
+    full = mf.self_attention(params, x, heads, mask=real, causal=True)
+    cache = mf.LayerCache()
+    a = mf.self_attention(params, x[:, :t1], heads, mask=None if first is None else m1, causal=True, cache=cache)
+    b = mf.self_attention(params, x[:, t1:], heads, mask=None if second is None else m2, causal=True, cache=cache)
+    torch.testing.assert_close(torch.cat([a, b], 1)[real], full[real])
 
 
 def test_truncating_a_cache_past_its_length_changes_nothing():
