@@ -2,6 +2,7 @@
 
 import json
 import math
+import signal
 import warnings
 
 import pytest
@@ -192,23 +193,22 @@ def test_resuming_a_run_that_ended_runs_only_its_final_evaluation(tmp_path):
     assert json.loads((tmp_path / "metrics.json").read_text())["final_exact_bits"] > 0
 
 
-def loss_with_ctrl_c_at(calls: list, *at: int):
-    """lm_loss that sends this process SIGINT (Ctrl-C) on its calls numbered ``at`` (1-based; a number twice:
-    two Ctrl-C in that call)."""
-    import signal
+def loss_with_ctrl_c_at(calls: list, *at: int, signum: int = signal.SIGINT):
+    """lm_loss that sends this process SIGINT (Ctrl-C), or ``signum``, on its calls numbered ``at`` (1-based; a
+    number twice: two signals in that call)."""
 
     def loss(logits, targets):
         calls.append(1)
         for _ in range(at.count(len(calls))):
-            signal.raise_signal(signal.SIGINT)
+            # never raise a signal under its default handler (SIGTERM's): that would end the test process
+            assert signal.getsignal(signum) is not signal.SIG_DFL, f"no {signum!r} handler during training"
+            signal.raise_signal(signum)
         return lm_loss(logits, targets)
     return loss
 
 
 def test_ctrl_c_saves_the_step_and_resume_continues_as_if_uninterrupted(tmp_path, monkeypatch):
     """Ctrl-C used to end the run with a traceback, losing every step since the last checkpoint."""
-    import signal
-
     # logging windows of 4 steps (and at the evaluations, steps 3 and 6): Ctrl-C at step 2 is mid-window
     flags = dict(final_eval="none", checkpoint_every=100, log_every=4)
     whole = run(out=tmp_path / "whole", **flags)
@@ -235,18 +235,7 @@ def test_ctrl_c_saves_the_step_and_resume_continues_as_if_uninterrupted(tmp_path
 def test_sigterm_saves_the_step_like_ctrl_c(tmp_path, monkeypatch):
     """SIGTERM (kill, timeout, a job scheduler) stopped the run at once, losing every step since the last
     checkpoint; now it finishes the step, saves and stops, and the handler is put back afterwards."""
-    import signal
-
-    def loss_with_sigterm(logits, targets):
-        calls.append(1)
-        if len(calls) == 2:
-            # never raise SIGTERM under its default handler: that would end the test process
-            assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL, "no SIGTERM handler during training"
-            signal.raise_signal(signal.SIGTERM)
-        return lm_loss(logits, targets)
-
-    calls = []
-    monkeypatch.setattr(lm_train, "lm_loss", loss_with_sigterm)
+    monkeypatch.setattr(lm_train, "lm_loss", loss_with_ctrl_c_at([], 2, signum=signal.SIGTERM))
     with pytest.raises(lm_train.TrainingInterrupted, match="stopped at step 2, saved in"):
         run(out=tmp_path, final_eval="none", checkpoint_every=100)
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
@@ -255,8 +244,6 @@ def test_sigterm_saves_the_step_like_ctrl_c(tmp_path, monkeypatch):
 
 def test_ctrl_c_in_the_last_step_or_the_final_evaluation_stops_and_resume_finishes(tmp_path, monkeypatch):
     """Ctrl-C in the last step still ran the whole final evaluation; Ctrl-C in it left the run unfinishable."""
-    import signal
-
     monkeypatch.setattr(lm_train, "lm_loss", loss_with_ctrl_c_at([], 6))        # the last of 6 steps
     with pytest.raises(lm_train.TrainingInterrupted, match=r"last step \(6\).*the final evaluation did not run"):
         run(out=tmp_path, final_eval="exact")
@@ -270,8 +257,6 @@ def test_ctrl_c_in_the_last_step_or_the_final_evaluation_stops_and_resume_finish
 
 def test_ctrl_c_keeps_its_usual_meaning_where_it_is_ignored(tmp_path, monkeypatch):
     """A background job (`minitx lm ... &` in a script) ignores SIGINT: the handler made it stop."""
-    import signal
-
     monkeypatch.setattr(lm_train, "lm_loss", loss_with_ctrl_c_at([], 2))
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
