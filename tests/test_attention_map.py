@@ -62,3 +62,30 @@ def test_the_command_passes_count_and_layer(tmp_path, monkeypatch):
     layers = attention_weights(model.tree(), tokens, model.config, mask)
     torch.testing.assert_close(weights, layers[0])
     assert not torch.allclose(layers[0], layers[1])
+
+
+def test_the_command_draws_beside_the_checkpoint_and_refuses_what_it_cannot_draw(tmp_path, monkeypatch, capsys):
+    """Without --out the picture goes beside model.pt (not into the working folder). A missing checkpoint,
+    a layer just past the last and an IMDb model are each one line on stderr and exit 2, not a traceback."""
+    model, _ = _checkpoint(tmp_path, "xor", depth=1)
+    _capture(monkeypatch)
+    assert attention_map.main([str(tmp_path / "model.pt")]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "attention.png")
+    save_checkpoint(tmp_path / "imdb.pt", model, "imdb")
+    for argv, message in (([str(tmp_path / "none.pt")], "No checkpoint at"),
+                          ([str(tmp_path / "model.pt"), "--layer", "1"], "layer 1 does not exist"),
+                          ([str(tmp_path / "imdb.pt")], "drawn for synth or xor models")):
+        assert attention_map.main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("attention_map: error: ") and message in err and err.count("\n") == 1
+
+
+def test_each_heat_map_is_titled_with_its_instance_and_head_and_labelled_with_its_words(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+    figures, close = [], plt.close
+    monkeypatch.setattr(plt, "close", lambda figure: figures.append(figure) or close(figure))
+    weights = torch.softmax(torch.randn(2, 2, 3, 3, generator=torch.Generator().manual_seed(0)), dim=-1)
+    attention_map.plot_attention(weights, [["a", "b", "c"], ["d", "e"]], tmp_path / "a.png", ["first", "second"])
+    axes = [ax for ax in figures[0].axes if ax.get_title()]                     # not the colour bar
+    assert [ax.get_title() for ax in axes] == ["first, head 1", "first, head 2", "second, head 1", "second, head 2"]
+    assert [t.get_text() for t in axes[3].get_xticklabels()] == ["d", "e"]      # cut to the instance's own words

@@ -72,16 +72,29 @@ def test_epoch_train_loss_is_per_example_like_the_validation_loss():
     assert result.train_loss[0] == pytest.approx(train_loss, rel=1e-4)
 
 
-def test_logged_learning_rate_is_the_one_each_step_used_and_decay_ends_at_ten_percent():
+@pytest.mark.parametrize(("warmup", "first_lr"), [(2, 0.5), (0, 1.0)])   # warmup's first step: half the rate
+def test_logged_learning_rate_is_the_one_each_step_used_and_decay_ends_at_ten_percent(warmup, first_lr):
+    """--decay without --warmup decays too (the schedule was only made when there was a warmup)."""
     data = small("xor", 64)
     config = model_config("baseline", vocab=len(data.i2w), emb=8, pool="max")
     log = RunLog(None, {})
-    train_classifier(config, data, quick(batch=16, lr=1.0, warmup=2, decay=True, log_every=1), log=log)
+    train_classifier(config, data, quick(batch=16, lr=1.0, warmup=warmup, decay=True, log_every=1), log=log)
     steps = len(log.series["train/lr"])
-    factor = warmup_decay(2, steps, final_fraction=0.1)
+    factor = warmup_decay(warmup, steps, final_fraction=0.1)
     assert [lr for _, lr in log.series["train/lr"]] == pytest.approx([factor(k) for k in range(steps)])
-    assert log.series["train/lr"][0][1] == pytest.approx(0.5)           # warmup's first step: half the rate
+    assert log.series["train/lr"][0][1] == pytest.approx(first_lr)
     assert log.series["train/lr"][-1][1] == pytest.approx(0.1)          # the last step at the floor
+
+
+def test_training_logs_every_log_every_steps_and_at_the_end_of_each_epoch():
+    """``log_every`` sets how often the loss is read and logged (loss, tokens/s and lr together), and the
+    epoch's last step always logs; syncing every step would still pass every other test."""
+    data = small("xor", 64)                                          # 64 examples in batches of 8: 8 steps
+    config = model_config("baseline", vocab=len(data.i2w), emb=8, pool="max")
+    log = RunLog(None, {})
+    train_classifier(config, data, quick(batch=8, epochs=2, log_every=3), log=log)
+    for name in ("train/loss", "train/tokens_per_s", "train/lr"):
+        assert [step for step, _ in log.series[name]] == [3, 6, 8, 11, 14, 16], name
 
 
 @pytest.mark.parametrize(("warmup", "total"), [(0, 1), (3, 4), (0, 2), (2, 10)])
@@ -109,6 +122,9 @@ def test_what_is_not_a_classifier_checkpoint_is_a_clear_error(tmp_path):
     (tmp_path / "empty.pt").write_bytes(b"")
     with pytest.raises(ValueError, match="not a readable checkpoint"):
         load_checkpoint(tmp_path / "empty.pt")
+    (tmp_path / "metrics.json").write_text('{"final_val_accuracy": 0.5}')                 # torch: UnpicklingError
+    with pytest.raises(ValueError, match="not a readable checkpoint"):
+        load_checkpoint(tmp_path / "metrics.json")
     torch.save({"config": {"vocab": 5, "context": 8}, "data": "toy", "state_dict": {}}, tmp_path / "lm.pt")
     with pytest.raises(ValueError, match="not a classifier's model.pt"):
         load_checkpoint(tmp_path / "lm.pt")
@@ -190,7 +206,26 @@ def test_checkpoint_round_trip(tmp_path):
     loaded, name = load_checkpoint(tmp_path / "model.pt")
     tokens = torch.tensor(data.val[0][:8])
     assert name == "xor"
+    assert not loaded.training                                   # eval mode, as the docstring says (no dropout)
     torch.testing.assert_close(loaded(tokens), model.eval()(tokens))
+
+
+def test_a_failed_checkpoint_save_leaves_the_earlier_checkpoint_whole(tmp_path, monkeypatch):
+    """save_checkpoint writes beside the file and renames: a crash mid-write keeps the last good model.pt."""
+    config = model_config("baseline", vocab=6, emb=4, pool="max")
+    save_checkpoint(tmp_path / "model.pt", Classifier(config), "xor")
+    before = (tmp_path / "model.pt").read_bytes()
+
+    def crash(payload, file):
+        with open(file, "wb") as handle:
+            handle.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(tmp_path / "model.pt", Classifier(config), "xor")
+    assert (tmp_path / "model.pt").read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]                # and no temporary file is left
 
 
 def test_bad_input_is_a_clear_error(tmp_path):
@@ -200,6 +235,10 @@ def test_bad_input_is_a_clear_error(tmp_path):
         model_config("lstm", vocab=10)
     with pytest.raises(ValueError, match="lr must be positive"):
         TrainSettings(lr=0).validate()
+    with pytest.raises(ValueError, match="max_len must be positive"):          # 0 is the CLI's "no cut": None here
+        TrainSettings(max_len=0).validate()
+    with pytest.raises(ValueError, match="warmup must be >= 0"):
+        TrainSettings(warmup=-1).validate()
     with pytest.raises(FileNotFoundError, match="No data file"):
         load_dataset("imdb", path=tmp_path / "missing.pkl.gz")
     with pytest.raises(FileNotFoundError, match="No checkpoint"):
@@ -251,6 +290,9 @@ def test_evaluate_cuts_to_max_len_and_restores_training_mode():
     cut = ([s[:3] for s in data.val[0]], data.val[1])
     got = classify.evaluate(model, data.val, pad_idx=data.pad_idx, max_len=3, device=cpu)
     assert model.training
+    classify.evaluate(model.eval(), data.val, pad_idx=data.pad_idx, max_len=3, device=cpu)
+    assert not model.training                                   # restored, not switched to training
+    model.train()
     expected = classify.evaluate(model, cut, pad_idx=data.pad_idx, max_len=None, device=cpu)
     assert got == pytest.approx(expected)
     assert got != pytest.approx(classify.evaluate(model, data.val, pad_idx=data.pad_idx, max_len=None, device=cpu))

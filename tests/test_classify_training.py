@@ -109,6 +109,22 @@ def test_load_dataset_passes_its_seed():
     assert load_dataset("synth", ntrain=50, nval=20, seed=1).train != load_dataset("synth", ntrain=50, nval=20).train
 
 
+@pytest.mark.parametrize(("path", "loader"), [("imdb.word.pkl.gz", "load_imdb"), ("reviews.tsv.gz", "load_imdb_raw")])
+def test_load_dataset_passes_seed_final_and_vocab_to_the_imdb_loaders(monkeypatch, path, loader):
+    """The seed draws IMDb's validation split: load_dataset('imdb', seed=1) must not draw seed 0's (the
+    course's pickle and the raw reviews each have their own loader)."""
+    seen = {}
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        raise LookupError("stop")
+
+    monkeypatch.setattr(classify, loader, spy)
+    with pytest.raises(LookupError):
+        load_dataset("imdb", path=path, seed=3, final=True, vocab=7)
+    assert (seen["seed"], seen["final"], seen["voc"]) == (3, True, 7)
+
+
 def test_train_seeds_trains_once_per_seed():
     """train_seeds must give each run its own seed (the runs equal single runs with those seeds)."""
     data = load_dataset("xor", ntrain=64, nval=32)
@@ -118,6 +134,15 @@ def test_train_seeds_trains_once_per_seed():
         alone = train_classifier(config, data, quick(seed=seed))
         assert result.val_loss == alone.val_loss
     assert results[0].val_loss != results[1].val_loss
+
+
+def test_on_epoch_gets_each_epochs_validation_accuracy():
+    """The tuner's pruner judges a trial by what on_epoch hands it: the validation accuracy, epoch by epoch."""
+    data = load_dataset("xor", ntrain=64, nval=32)
+    config = model_config("baseline", vocab=len(data.i2w), emb=8, pool="max")
+    seen = []
+    result = train_classifier(config, data, quick(epochs=2), on_epoch=lambda *args: seen.append(args))
+    assert seen == [(1, result.val_accuracy[0]), (2, result.val_accuracy[1])]
 
 
 def test_summary_best_is_the_maximum_over_epochs():

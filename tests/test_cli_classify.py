@@ -13,7 +13,10 @@ BASE = ["--data", "xor", "--ntrain", "400", "--nval", "200", "--epochs", "2", "-
 QUICK = [*BASE, "--emb", "8", "--lr", "1e-2", "--batch", "32"]    # tune searches these three: it takes BASE
 
 
-def test_classify_writes_metrics_plot_and_checkpoint(tmp_path, capsys):
+def test_classify_writes_metrics_plot_and_checkpoint(tmp_path, capsys, monkeypatch):
+    from minitx.tracking import RunLog
+    plotted, plot = [], RunLog.plot
+    monkeypatch.setattr(RunLog, "plot", lambda self, *a, **k: plotted.append(k) or plot(self, *a, **k))
     out = tmp_path / "run"
     assert main(["classify", *QUICK, "--model", "full", "--pool", "select", "--pos", "--heads", "2",
                  "--out", str(out)]) == 0
@@ -24,8 +27,10 @@ def test_classify_writes_metrics_plot_and_checkpoint(tmp_path, capsys):
     assert metrics["config"]["classifier"]["attention"] == "full"
     assert metrics["config"]["classifier"]["positions"] is True
     assert metrics["config"]["training"]["epochs"] == 2
+    assert {"data", "model", "final", "vocab", "start_token"} <= metrics["config"].keys()
     assert metrics["wall_time_s"] > 0 and metrics["series"]["val/accuracy"]
     assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert plotted[0]["hlines"] == {"validation accuracy": (0.5, "chance")}        # the chance line on the plot
     assert (out / "model.pt").exists()
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert printed["final_val_accuracy"] == round(metrics["final_val_accuracy"], 4)
@@ -72,7 +77,7 @@ def test_flags_the_data_set_ignores_are_errors(command, argv, named, capsys):
 @pytest.mark.parametrize(("argv", "named"), [
     (["--model", "baseline", "--depth", "3"], "--depth has no effect with --model baseline"),
     (["--model", "baseline", "--heads", "2", "--backend", "sdpa"], "--heads, --backend have no effect"),
-    (["--model", "simple", "--heads", "3"], "--heads has no effect with --model simple"),
+    (["--model", "simple", "--heads", "3", "--norm", "pre"], "--heads, --norm have no effect with --model simple"),
     (["--model", "full", "--norm", "pre"], "--norm has no effect with --model full"),
 ])
 def test_model_flags_the_model_ignores_are_errors(command, argv, named, capsys, tmp_path):
@@ -98,7 +103,7 @@ def test_classify_refuses_a_folder_that_holds_a_run(tmp_path, capsys):
     assert "is a file" in capsys.readouterr().err
 
 
-def test_bad_value_is_a_clear_error(capsys):
+def test_bad_value_is_a_clear_error(capsys, tmp_path):
     assert main(["classify", *QUICK, "--model", "full", "--emb", "10", "--heads", "4"]) == 2
     assert "divisible by heads" in capsys.readouterr().err
     assert main(["classify", *QUICK, "--model", "full", "--heads", "0"]) == 2
@@ -107,8 +112,9 @@ def test_bad_value_is_a_clear_error(capsys):
     assert "seed must be >= 0, got -1" in capsys.readouterr().err
     assert main(["classify", *BASE, "--ntrain", "-5"]) == 2
     assert "ntrain and nval must be positive numbers of instances, got -5 and 200" in capsys.readouterr().err
-    assert main(["classify", *QUICK, "--lr", "-1"]) == 2
+    assert main(["classify", *QUICK, "--lr", "-1", "--out", str(tmp_path / "out")]) == 2
     assert "lr must be positive" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()           # refused before the run folder (and its TensorBoard log) is made
 
 
 def test_help_names_every_default(capsys):
@@ -209,13 +215,15 @@ def test_tune_api_refuses_heads_that_divide_no_searched_emb():
         tune(config, None, TrainSettings())
 
 
-def test_tune_rejects_unknown_search_names(capsys):
-    assert main(["tune", "--search", "dropout"]) == 2
-    assert "--search" in capsys.readouterr().err
+@pytest.mark.parametrize("search", ["dropout", ","])              # "," names nothing: a search of nothing
+def test_tune_rejects_unknown_search_names(capsys, search):
+    assert main(["tune", "--search", search]) == 2
+    assert "--search takes names from" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv, message", [
     (["--final"], "would tune on the test set"),
+    (["--trials", "0"], "--trials must be positive, got 0"),
     (["--tokens", "512"], "searching 'batch' changes nothing"),
     (["--out", __file__], "is a file: tune.json goes into a folder"),          # said before the search
     ([*BASE, "--model", "full", "--heads", "7"], "divisible by heads=7"),   # no searched emb fits 7 heads

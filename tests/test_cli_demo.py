@@ -8,8 +8,13 @@ from minitx.__main__ import main
 
 
 @pytest.mark.slow
-def test_demo_trains_both_models_and_writes_a_run_folder(tmp_path, capsys):
+def test_demo_trains_both_models_and_writes_a_run_folder(tmp_path, capsys, monkeypatch):
+    import minitx.cli.demo
+    checked, decode = [], minitx.cli.demo.decode          # what the grammar checks, as tokens
+    monkeypatch.setattr(minitx.cli.demo, "decode",
+                        lambda tokens, i2c: checked.append(len(tokens)) or decode(tokens, i2c))
     assert main(["demo", "--quick", "--out", str(tmp_path)]) == 0
+    assert checked == [30], "the grammar checks the model's 30 new characters, not the seed from the data too"
     printed = capsys.readouterr().out
     assert "validation accuracy" in printed and "bits per character" in printed
     metrics = json.loads((tmp_path / "metrics.json").read_text())
@@ -21,6 +26,18 @@ def test_unknown_command_exits_with_usage_error():
     with pytest.raises(SystemExit) as exit_info:
         main(["no-such-command"])
     assert exit_info.value.code == 2
+
+
+def test_a_runtime_error_in_a_command_is_a_one_line_error_not_a_traceback(monkeypatch, capsys):
+    """RuntimeError (no optuna, a CUDA failure, torch refusing an input) ends like OSError and ValueError: exit 2."""
+    import minitx.cli.demo
+
+    def fail(args):
+        raise RuntimeError("CUDA error: out of memory")
+
+    monkeypatch.setattr(minitx.cli.demo, "run", fail)
+    assert main(["demo"]) == 2
+    assert capsys.readouterr().err == "minitx demo: error: CUDA error: out of memory\n"
 
 
 def test_the_default_demo_folder_never_overwrites_an_earlier_run(tmp_path, capsys):

@@ -5,6 +5,7 @@ every test green. The classify and lm checks stop at the trainer's door (a stand
 and raises), so they take no training time; the reference is the value written on the command line."""
 
 import gzip
+import importlib
 import json
 import pickle
 from collections import Counter
@@ -57,6 +58,9 @@ def classify_call(monkeypatch):
     (["--emb", "12"], "config", "emb", 12),
     (["--max-len", "1"], "config", "max_len", 1),            # the model's own max_len: what attention_map cuts to
     (["--max-len", "1"], "settings", "max_len", 1),
+    (["--max-len", "5"], "config", "max_len", 2),            # no longer than XOR's longest sequence (2 tokens)
+    ([], "settings", "max_len", 256),                        # the default cut, as --help says
+    (["--quiet"], "settings", "progress", False),           # (XOR's flags hold it already: no bar in any of these)
     (["--max-len", "0"], "settings", "max_len", None),
     (["--warmup", "7"], "settings", "warmup", 7),
     (["--decay"], "settings", "decay", True),
@@ -82,6 +86,19 @@ def test_start_token_reaches_the_data_and_the_checkpoint(classify_call, tmp_path
     out = tmp_path / "run"
     assert main(["classify", *XOR, "--epochs", "1", "--emb", "8", "--start-token", "--out", str(out)]) == 0
     assert read_checkpoint(out / "model.pt")["start_token"] is True
+
+
+@pytest.mark.parametrize(("command", "flag", "name"), [
+    ("classify", "--out", "out"), ("classify", "--path", "path"), ("lm", "--data", "data"),
+    ("sample", "--checkpoint", "checkpoint")])
+def test_a_path_after_flag_equals_tilde_reaches_the_command_expanded(monkeypatch, tmp_path, command, flag, name):
+    """``--out=~/runs/a`` keeps its ``~`` past the shell: the command must get the path in the home folder."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    seen = {}
+    monkeypatch.setattr(importlib.import_module(f"minitx.cli.{command}"), "run",
+                        lambda args: seen.update(value=getattr(args, name)))
+    assert main([command, f"{flag}=~/runs/a"]) == 0
+    assert seen["value"] == str(tmp_path / "runs" / "a")
 
 
 def test_threads_sets_torchs_threads(classify_call):

@@ -1,6 +1,7 @@
 """What a mutation review found unchecked in the parameter trees (minitx.functional.tree, minitx.nn.ParameterTree)."""
 
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -46,6 +47,21 @@ def test_tree_map_reaches_every_tensor(tree):
     assert before.keys() == after.keys()
     for name, tensor in before.items():
         assert after[name].dtype == torch.float64 and torch.equal(after[name], tensor.double() * 2), name
+
+
+def test_tree_map_takes_tuples_and_refuses_what_is_not_a_tree():
+    pair = (torch.ones(2), {"w": torch.zeros(1)})
+    assert same_tree(mf.tree_map(lambda t: t + 1, pair), [torch.full((2,), 2.0), {"w": torch.ones(1)}])
+    with pytest.raises(TypeError, match="not float"):                   # a number where a tensor goes
+        mf.tree_map(lambda t: t, {"scale": 0.5})
+
+
+def test_count_parameters_counts_every_scalar_not_every_tensor():
+    assert mf.count_parameters({"w": torch.ones(2, 3), "blocks": [{"b": torch.ones(4)}, {"b": torch.ones(1)}]}) == 11
+
+
+def test_an_empty_state_dict_is_an_empty_tree():
+    assert mf.tree_from_state_dict({}) == {}
 
 
 @settings(max_examples=40, deadline=None)
