@@ -52,6 +52,8 @@ def test_pad_batch_errors():
     (lambda: pad_batch([[3, -1]], 0), "token ids must be >= 0, got -1"),              # failed later, in a model
     (lambda: token_budget_batches([3, 4], 2.5), "max_tokens must be a positive integer"),
     (lambda: fixed_batches(-1, 2), "n must be a number of instances >= 0"),          # a torch RuntimeError
+    (lambda: fixed_batches(10, 0), "batch_size must be positive, got 0"),
+    (lambda: random_slices(torch.arange(10), 2, 0), "cannot slice windows of length 0"),   # (2, 0) windows
 ])
 def test_batching_refuses_bad_sizes(call, error):
     with pytest.raises(ValueError, match=error):
@@ -61,8 +63,11 @@ def test_batching_refuses_bad_sizes(call, error):
 def test_non_integer_tokens_are_refused_not_cut():
     with pytest.raises(TypeError, match="tokens must be integers"):
         pad_batch([[1.7, 2.2], [3]], 0)                      # long() made them 1 and 2
-    with pytest.raises(TypeError, match="integer tokens"):
-        random_slices(torch.rand(20), 2, 4)
+    with pytest.raises(TypeError, match="tokens must be integers, got torch.bool"):
+        pad_batch([[True, False]], 0)                        # a mask passed for the tokens: ids 1 and 0
+    for data in (torch.rand(20), torch.ones(20, dtype=torch.bool)):
+        with pytest.raises(TypeError, match="integer tokens"):
+            random_slices(data, 2, 4)
 
 
 def test_empty_batches_and_sequences_have_a_padded_width_of_one():

@@ -4,7 +4,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minitx.data import fixed_batches, token_budget_batches
+from minitx.data import fixed_batches, random_slices, token_budget_batches
 
 lengths_lists = st.lists(st.integers(0, 40), min_size=1, max_size=60)
 
@@ -28,3 +28,17 @@ def test_token_budget_counts_lengths_after_the_cut(lengths, max_tokens, max_len)
     cut = [min(n, max_len) for n in lengths]
     assert (token_budget_batches(lengths, max_tokens, max_len=max_len, shuffle=False)
             == token_budget_batches(cut, max_tokens, shuffle=False))
+
+
+def test_a_seeded_generator_reproduces_token_budget_batches_and_windows():
+    """Every random draw must come from ``generator``: one taken from the global RNG gave another run other
+    batches (or other windows) from the same seed, so a resumed or repeated run did not replay its data."""
+    lengths = list(range(1, 60)) * 2
+    for make in (lambda g: token_budget_batches(lengths, 100, generator=g),
+                 lambda g: random_slices(torch.arange(50), 8, 5, g).tolist()):
+        runs = []
+        for global_seed in (1, 2):
+            with torch.random.fork_rng():
+                torch.manual_seed(global_seed)                # the global RNG differs, the generator does not
+                runs.append(make(torch.Generator().manual_seed(7)))
+        assert runs[0] == runs[1]

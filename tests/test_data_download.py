@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import http.server
@@ -44,6 +45,9 @@ class Server:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
                 server.requests.append(self.path)
+                if self.path == "/hangup":
+                    self.close_connection = True    # closed without a status line: RemoteDisconnected
+                    return
                 if self.path not in server.routes:
                     self.send_error(404)
                     return
@@ -69,6 +73,7 @@ def server():
     s = Server()
     yield s
     s.httpd.shutdown()
+    s.httpd.server_close()                               # else its socket is left to the GC: a ResourceWarning
 
 
 @pytest.fixture
@@ -92,11 +97,15 @@ def test_complete_download_is_cached_renamed_and_reused(server, cache):
     assert fetch(url) == path
     assert server.requests.count("/complete.bin") == 1, "the cached copy must be reused"
     assert leftovers(cache) == ["cache/complete.bin"], "no temporary files may remain"
+    assert fetch(url, filename="named.bin") == cache / "named.bin", "filename= names the cached copy"
+    assert (cache / "named.bin").read_bytes() == b"x" * 10_000
 
 
 def test_interrupted_download_raises_and_caches_nothing(server, cache):
     url = server.serve("short.bin", b"y" * 1000, declared_length=5000)
-    with pytest.raises(DownloadError, match="interrupted"):
+    # "was interrupted": the bare word also matched the cache path in the message (this test's tmp_path is
+    # named after it), so the wrong message passed too.
+    with pytest.raises(DownloadError, match="was interrupted"):
         fetch(url)
     assert leftovers(cache) == []
 
@@ -120,6 +129,11 @@ def test_a_directory_given_as_the_data_file_is_a_clear_error(tmp_path):
 def test_http_error_is_a_download_error(server, cache):
     with pytest.raises(DownloadError, match="404"):
         fetch(server.serve("exists.bin", b"").replace("exists.bin", "missing.bin"))
+    # A server that closes the connection without answering: http.client raises RemoteDisconnected, which
+    # urllib does not wrap in a URLError.
+    with pytest.raises(DownloadError, match="Could not download .*/hangup"):
+        fetch(server.serve("exists.bin", b"").replace("exists.bin", "hangup"))
+    assert leftovers(cache) == []
 
 
 def test_expected_size_and_sha256(server, cache):
@@ -127,8 +141,9 @@ def test_expected_size_and_sha256(server, cache):
     url = server.serve("checked.bin", body)
     with pytest.raises(CorruptFileError, match="sha256"):
         fetch(url, sha256="0" * 64)
-    with pytest.raises(CorruptFileError, match="bytes, expected 3"):
-        fetch(url, size=3)
+    for wrong in (3, 0):                                     # 0 is a size too, not "unchecked"
+        with pytest.raises(CorruptFileError, match=f"bytes, expected {wrong}"):
+            fetch(url, size=wrong)
     assert leftovers(cache) == [], "a download that fails its check is not cached"
     path = fetch(url, size=len(body), sha256=hashlib.sha256(body).hexdigest())
     path.write_bytes(b"tampered!")  # same size, different content
@@ -146,9 +161,10 @@ def test_corrupt_gzip_in_cache_is_deleted_and_reported(server, cache):
     assert not path.exists(), "a damaged cached file must never be reused"
 
 
-def test_corrupt_gzip_outside_the_cache_is_refused_but_kept(tmp_path, cache):
+@pytest.mark.parametrize("position", [-6, 10], ids=["crc-trailer", "deflate-stream"])   # BadGzipFile, zlib.error
+def test_corrupt_gzip_outside_the_cache_is_refused_but_kept(tmp_path, cache, position):
     flipped = bytearray(gzip.compress(pickle.dumps(TINY_IMDB)))
-    flipped[-6] ^= 0xFF  # damage the CRC trailer
+    flipped[position] ^= 0xFF                            # 10: the first byte after the gzip header
     path = tmp_path / "user.pkl.gz"
     path.write_bytes(flipped)
     with pytest.raises(CorruptFileError, match="replace the file"):
@@ -190,11 +206,12 @@ def test_a_failed_download_then_the_users_copy_passed_with_path_is_kept(server, 
 def test_processes_fetching_one_file_at_once_download_it_once(cache, monkeypatch):
     """The ranks of a torchrun job each downloaded enwik8 at the same time; now one downloads, the others wait
     on the cache folder's lock and then find the file."""
-    downloads = []
+    downloads, staged = [], []
 
     def slow_download(url, out, bar=None):
         downloads.append(url)
-        time.sleep(0.5)                                  # long enough for the other thread to arrive
+        staged.append(Path(out))
+        time.sleep(0.5)                                  # long enough for the other threads to arrive
         Path(out).write_bytes(b"the data")
 
     monkeypatch.setattr(minitx.data.download.wget, "download", slow_download)
@@ -207,6 +224,38 @@ def test_processes_fetching_one_file_at_once_download_it_once(cache, monkeypatch
         thread.join(timeout=30)
     assert len(downloads) == 1
     assert len(results) == 3 and all(path.read_bytes() == b"the data" for path in results)
+    # The partial file is staged inside the cache folder: the same filesystem, so the final rename is atomic
+    # (across filesystems os.replace fails).
+    assert staged[0].parent.parent == cache
+
+
+def test_a_file_found_after_waiting_for_another_download_is_checked_too(cache, monkeypatch):
+    """A caller that waited on the lock while another process downloaded must still check the size and sha256
+    it was given against the file it then finds, as it does for any cached copy."""
+    def slow_download(url, out, bar=None):
+        time.sleep(0.5)
+        Path(out).write_bytes(b"the data")
+
+    monkeypatch.setattr(minitx.data.download.wget, "download", slow_download)
+    outcome = []
+
+    def wrong_size():
+        try:
+            outcome.append(fetch("http://127.0.0.1:9/data.bin", size=3))
+        except CorruptFileError as e:
+            outcome.append(e)
+
+    def download():
+        # The waiter deletes the file it finds wrong, maybe before this thread's own final look at it.
+        with contextlib.suppress(FileNotFoundError):
+            fetch("http://127.0.0.1:9/data.bin")
+
+    first = threading.Thread(target=download)
+    first.start()
+    time.sleep(0.1)                                      # the first holds the lock and is downloading
+    wrong_size()
+    first.join(timeout=30)
+    assert len(outcome) == 1 and isinstance(outcome[0], CorruptFileError), outcome
 
 
 def test_load_imdb_downloads_through_the_cache(server, cache, monkeypatch):
@@ -258,15 +307,31 @@ def test_load_wp_reads_the_one_file_of_a_zip_archive(tmp_path):
         archive.writestr("enwik8", data)
     (train, val), _ = load_wp(path=tmp_path / "enwik8.zip", split=(50, 50, 0))
     assert bytes(train.tolist()) + bytes(val.tolist()) == data
+    with zipfile.ZipFile(tmp_path / "in_a_folder.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.mkdir("enwik8")                          # a folder entry is not a file of the archive
+        archive.writestr("enwik8/enwik8", data)
+    (train, val), _ = load_wp(path=tmp_path / "in_a_folder.zip", split=(50, 50, 0))
+    assert bytes(train.tolist()) + bytes(val.tolist()) == data
     with zipfile.ZipFile(tmp_path / "two.zip", "w") as archive:
         archive.writestr("a", b"1")
         archive.writestr("b", b"2")
-    with pytest.raises(CorruptFileError, match="zip archive of 2 files"):
-        load_wp(path=tmp_path / "two.zip")
+    with zipfile.ZipFile(tmp_path / "none.zip", "w") as archive:
+        archive.mkdir("empty")
+    for name, files in (("two.zip", 2), ("none.zip", 0)):
+        with pytest.raises(CorruptFileError, match=f"zip archive of {files} files"):
+            load_wp(path=tmp_path / name)
+    whole = (tmp_path / "enwik8.zip").read_bytes()
+    flipped = bytearray(whole)
+    flipped[30 + len("enwik8")] ^= 0xFF                  # the deflate stream's first byte: a zlib.error
+    for damaged_zip in (whole[: len(whole) // 2], bytes(flipped)):     # cut short (BadZipFile), damaged
+        (tmp_path / "damaged.zip").write_bytes(damaged_zip)
+        with pytest.raises(CorruptFileError, match="damaged.zip is not a complete zip archive"):
+            load_wp(path=tmp_path / "damaged.zip")
 
 
 def test_an_html_page_cached_as_the_imdb_pickle_is_named_and_deleted(server, cache, monkeypatch, tmp_path):
-    monkeypatch.setattr(minitx.data.imdb, "IMDB_URL", server.serve("imdb-html.pkl", b"<html>Not found</html>"))
+    page = b"\n  <html>Not found</html>"                   # leading blank space, as many servers send
+    monkeypatch.setattr(minitx.data.imdb, "IMDB_URL", server.serve("imdb-html.pkl", page))
     with pytest.raises(CorruptFileError, match="not a complete pickle.*HTML page.*deleted"):
         load_imdb()
     assert leftovers(cache) == []                     # the next call downloads afresh instead of failing again
@@ -305,6 +370,15 @@ def test_malicious_pickle_is_refused_without_running(server, cache, tmp_path, mo
     with pytest.raises(UnsafePickleError, match="system"):
         load_imdb()
     assert not marker.exists(), "the pickle's payload must not run"
+
+
+@pytest.mark.parametrize("content", [b"", pickle.dumps(TINY_IMDB, protocol=0)[:50], b"\x80\x09not a pickle"],
+                         ids=["empty", "cut-short", "unknown-protocol"])      # EOFError, EOFError, ValueError
+def test_a_file_that_is_no_whole_pickle_is_a_corrupt_file_error(tmp_path, content):
+    path = tmp_path / "data.pkl"
+    path.write_bytes(content)
+    with pytest.raises(CorruptFileError, match="data.pkl is not a complete pickle.*replace the file"):
+        load_pickle(path)
 
 
 def test_any_class_is_refused_even_harmless_ones():

@@ -147,21 +147,29 @@ def test_tokenize_follows_the_assignment():
     assert tokenize("line<br />break") == ["line", "break"]
 
 
+LAYOUT = r"expected \(sequences, labels, i2w, w2i\)"
+
+
 @pytest.mark.parametrize(("damage", "message"), [
-    (lambda s, y, i2w: (s, [y["train"], y["test"]], i2w), "labels must be a dict of splits and i2w a list"),
-    (lambda s, y, i2w: (s, {**y, "train": y["train"][:-1]}, i2w), "sequences but"),
-    (lambda s, y, i2w: ({**s, "test": [*s["test"], [len(i2w)]]}, {**y, "test": [*y["test"], 0]}, i2w),
+    (lambda s, y, i2w, w2i: (s, [y["train"], y["test"]], i2w, w2i), "labels must be a dict of splits and i2w a list"),
+    (lambda s, y, i2w, w2i: (s, {**y, "train": y["train"][:-1]}, i2w, w2i), "sequences but"),
+    (lambda s, y, i2w, w2i: ({**s, "test": [*s["test"], [len(i2w)]]}, {**y, "test": [*y["test"], 0]}, i2w, w2i),
      "word indices [0-9]+..[0-9]+ in test, but i2w has"),
-    (lambda s, y, i2w: ({**s, "test": [*s["test"], [-1]]}, {**y, "test": [*y["test"], 0]}, i2w),
+    (lambda s, y, i2w, w2i: ({**s, "test": [*s["test"], [-1]]}, {**y, "test": [*y["test"], 0]}, i2w, w2i),
      "word indices -1.."),
-    (lambda s, y, i2w: (s, {**y, "train": [2, *y["train"][1:]]}, i2w), r"train labels \[2\] outside 0..1"),
-], ids=["labels-a-list", "a-label-short", "index-past-i2w", "negative-index", "label-2"])
+    (lambda s, y, i2w, w2i: (s, {**y, "train": [2, *y["train"][1:]]}, i2w, w2i), r"train labels \[2\] outside 0..1"),
+    (lambda s, y, i2w, w2i: (s, y, i2w[4:], w2i), LAYOUT),                          # every index off by four
+    (lambda s, y, i2w, w2i: ({"train": s["train"]}, y, i2w, w2i), LAYOUT),          # a KeyError later
+    (lambda s, y, i2w, w2i: (s, y, i2w), LAYOUT),                                   # "not enough values"
+    (lambda s, y, i2w, w2i: ([s["train"], s["test"]], y, i2w, w2i), LAYOUT),        # an AttributeError
+], ids=["labels-a-list", "a-label-short", "index-past-i2w", "negative-index", "label-2", "i2w-without-specials",
+        "no-test-split", "three-parts", "sequences-a-list"])
 def test_a_pickle_with_the_wrong_contents_is_named_not_a_crash_in_training(course_pickle, tmp_path, damage,
                                                                            message):
     """Labels as a list, fewer labels than reviews, a word index past i2w: a TypeError or IndexError later."""
     sequences, labels, i2w, w2i = pickle.loads(gzip.decompress(course_pickle.read_bytes()))
     path = tmp_path / "damaged.pkl.gz"
-    path.write_bytes(gzip.compress(pickle.dumps((*damage(sequences, labels, i2w), w2i))))
+    path.write_bytes(gzip.compress(pickle.dumps(damage(sequences, labels, i2w, w2i))))
     with pytest.raises(ValueError, match=f"Not an IMDb pickle: .*{message}"):
         load_imdb(path=path)
 
@@ -169,6 +177,19 @@ def test_a_pickle_with_the_wrong_contents_is_named_not_a_crash_in_training(cours
 def test_generated_pickle_layout_and_split_sizes(course_pickle):
     check_layout(load_imdb(final=True, path=course_pickle), 60, 40)
     check_layout(load_imdb(final=False, val=15, path=course_pickle), 45, 15)
+    for val in (0, 60):                                  # an empty validation set, or an empty training set
+        with pytest.raises(ValueError, match=f"val must be between 1 and 59 .*got {val}"):
+            load_imdb(val=val, path=course_pickle)
+
+
+def test_sorting_keeps_equal_length_reviews_in_the_files_order(course_pickle):
+    """Sorting short to long is stable, as the course's loader is (Python's sorted): the same file gives the
+    course's order, and so the same batches, even among reviews of equal length."""
+    sequences, labels, _, _ = pickle.loads(gzip.decompress(course_pickle.read_bytes()))
+    (x_train, y_train), _, _, _ = load_imdb(final=True, path=course_pickle)
+    expected = sorted(zip(sequences["train"], labels["train"], strict=True), key=lambda pair: len(pair[0]))
+    assert len({len(x) for x in x_train}) < len(x_train), "the file must hold reviews of equal length"
+    assert list(zip(x_train, y_train, strict=True)) == expected
 
 
 def test_validation_split_is_disjoint_complete_and_seeded(course_pickle):
@@ -244,6 +265,10 @@ def test_a_tarball_cut_short_is_an_error_not_fewer_reviews(reviews, tmp_path):
     test_only = tarball("test-only.tar", "w", [r for r in reviews if r[0] == "test"])
     with pytest.raises(ValueError, match="has no train reviews"):
         load_imdb_raw(test_only, final=True)
+    train_only = tarball("train-only.tar", "w", [r for r in reviews if r[0] == "train"])
+    load_imdb_raw(train_only, val=15)                                   # the validation split needs no test
+    with pytest.raises(ValueError, match="has no test reviews"):        # final=True evaluated on nothing
+        load_imdb_raw(train_only, final=True)
     plain = tarball("whole.tar", "w", reviews).read_bytes()
     with tarfile.open(tmp_path / "whole.tar") as tar:
         middle = tar.getmembers()[len(reviews) // 2].offset           # where a member's header begins
@@ -261,7 +286,7 @@ def test_a_tarball_cut_short_is_an_error_not_fewer_reviews(reviews, tmp_path):
 def test_raw_tsv_keeps_unusual_line_breaks_inside_a_review_and_skips_blank_lines(tmp_path):
     """Only "\n" ends a row: U+2028, \x85 and form feeds are characters of the review (tokenize drops them)."""
     path = tmp_path / "odd.tsv"
-    path.write_text("train\tpos\t0_9\tgood\u2028film\x85really\x0cgood\r\n\ntest\tneg\t1_2\tbad film\n\n",
+    path.write_text("train\tpos\t0_9\tgood\u2028film\x85really\x0cgood\r\n\n  \ntest\tneg\t1_2\tbad film\n\n",
                     encoding="utf-8")
     (x_train, _), (x_test, _), (i2w, _), _ = load_imdb_raw(path, final=True)
     assert [[i2w[w] for w in seq] for seq in x_train] == [["good", "film", "really", "good"]]

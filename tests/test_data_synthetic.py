@@ -30,7 +30,8 @@ def test_synth_labels_follow_the_xor_rule_for_every_instance():
         assert len(words) == 6 and words[0] == "this"
         assert SYNTH_RULE[" ".join(words[4:])] == label, text
     assert {" ".join(t.split()[4:]) for t, _ in texts} == set(SYNTH_RULE), "all four patterns occur"
-    assert len({t.split()[1] for t, _ in texts}) > 1, "the adjective varies"
+    for position, filler in ((1, "adjective"), (2, "noun"), (3, "verb")):
+        assert len({t.split()[position] for t, _ in texts}) > 1, f"the {filler} varies"
 
 
 def test_xor_labels_follow_the_assignment_table_for_every_instance():
@@ -145,5 +146,6 @@ def test_toy_seeds_and_final():
 
 
 def test_negative_sentence_counts_are_refused():
-    with pytest.raises(ValueError, match="sentence counts must be >= 0"):
-        load_toy(ntrain=-1)                                  # gave an empty stream
+    for counts in (dict(ntrain=-1), dict(ntest=-1)):       # gave an empty stream
+        with pytest.raises(ValueError, match="sentence counts must be >= 0"):
+            load_toy(**counts)

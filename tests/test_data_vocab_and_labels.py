@@ -33,9 +33,10 @@ def test_vocabulary_ties_are_alphabetical_whatever_the_counting_order(counts, rn
 
 def test_specials_among_the_symbols_appear_once_in_front():
     """A symbol list holding '.pad' made a second '.pad' entry and pointed w2i['.pad'] past the specials."""
-    i2w, w2i = vocab_from_symbols(["b", ".pad", "a", ".unk"])
-    assert i2w == [*SPECIALS, "a", "b"]
-    assert [w2i[s] for s in SPECIALS] == [0, 1, 2, 3] and len(w2i) == len(i2w)
+    for i2w, w2i in (vocab_from_symbols(["b", ".pad", "a", ".unk"]),
+                     vocab_from_counts(Counter({".pad": 9, "b": 1, "a": 1, ".unk": 2}))):
+        assert i2w == [*SPECIALS, "a", "b"]
+        assert [w2i[s] for s in SPECIALS] == [0, 1, 2, 3] and len(w2i) == len(i2w)
 
 
 def _pickle(tmp_path, n_train=12, n_test=9):

@@ -31,6 +31,7 @@ def test_load_wp_rejects_a_bad_split(tmp_path):
     (tmp_path / "f").write_bytes(DATA)
     with pytest.raises(ValueError, match="split"):
         load_wp(tmp_path / "f", split=(90, 10))
-    for bad in ((float("nan"), 1, 1), (float("inf"), 1, 1)):     # were "cannot convert float NaN to integer"
+    # NaN, inf: "cannot convert float NaN to integer"; all zero: a ZeroDivisionError; a negative part: odd slices
+    for bad in ((float("nan"), 1, 1), (float("inf"), 1, 1), (0, 0, 0), (-10, 60, 50)):
         with pytest.raises(ValueError, match="split must be three non-negative proportions"):
             load_wp(tmp_path / "f", split=bad)
