@@ -57,13 +57,20 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}; train one with `python -m minitx lm --out DIR`")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # torch raises several types for a damaged or foreign file
-        raise ValueError(f"{path} is not a readable minitx checkpoint: {_unreadable(path, error)}") from error
+    payload = load_weights_only(path, map_location, "minitx checkpoint")
     if not isinstance(payload, dict) or "model" not in payload or "config" not in payload:
         raise ValueError(f"{path} is not a minitx checkpoint (no 'model'/'config' entries)")
     return payload
+
+
+def load_weights_only(path: Path, map_location: str | torch.device, what: str) -> Any:
+    """``torch.load(path, weights_only=True)``; a damaged or foreign file is a ValueError saying why ("PATH is
+    not a readable WHAT: ..."), whichever of its several error types torch raised (a text file starting with
+    "h" gives a KeyError)."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:
+        raise ValueError(f"{path} is not a readable {what}: {_unreadable(path, error)}") from error
 
 
 def _unreadable(path: Path, error: Exception) -> str:

@@ -13,7 +13,6 @@ The pieces a reader meets, in order:
 from __future__ import annotations
 
 import math
-import pickle
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -25,6 +24,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import runtime
+from .checkpoint import load_weights_only
 from .config import ClassifierConfig, check_integer, check_non_negative, check_positive, config_from_dict
 from .data import fixed_batches, load_imdb, load_imdb_raw, load_imdb_synth, load_xor, pad_batch, token_budget_batches
 from .nn import Classifier
@@ -340,10 +340,7 @@ def read_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No checkpoint at {path}: train one with `python -m minitx classify ... --out DIR`")
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except (EOFError, RuntimeError, pickle.UnpicklingError) as error:
-        raise ValueError(f"{path} is not a readable checkpoint ({type(error).__name__})") from error
+    saved = load_weights_only(path, "cpu", "checkpoint")
     is_classifier = isinstance(saved, dict) and {"config", "data", "state_dict"} <= saved.keys() \
         and "context" not in saved["config"]                                # an LM checkpoint has a context
     if not is_classifier:

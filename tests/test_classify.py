@@ -123,8 +123,10 @@ def test_what_is_not_a_classifier_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="not a readable checkpoint"):
         load_checkpoint(tmp_path / "empty.pt")
     (tmp_path / "metrics.json").write_text('{"final_val_accuracy": 0.5}')                 # torch: UnpicklingError
-    with pytest.raises(ValueError, match="not a readable checkpoint"):
-        load_checkpoint(tmp_path / "metrics.json")
+    (tmp_path / "notes.pt").write_text("hello, not a checkpoint\n")                      # torch: KeyError
+    for name in ("metrics.json", "notes.pt"):
+        with pytest.raises(ValueError, match="not a readable checkpoint: it is not one torch.save wrote"):
+            load_checkpoint(tmp_path / name)
     torch.save({"config": {"vocab": 5, "context": 8}, "data": "toy", "state_dict": {}}, tmp_path / "lm.pt")
     with pytest.raises(ValueError, match="not a classifier's model.pt"):
         load_checkpoint(tmp_path / "lm.pt")
