@@ -317,7 +317,8 @@ def test_load_wp_reads_the_one_file_of_a_zip_archive(tmp_path):
         archive.writestr("b", b"2")
     with zipfile.ZipFile(tmp_path / "none.zip", "w") as archive:
         archive.mkdir("empty")
-    for name, files in (("two.zip", 2), ("none.zip", 0)):
+    zipfile.ZipFile(tmp_path / "empty.zip", "w").close()   # no member header: the archive begins with its end record
+    for name, files in (("two.zip", 2), ("none.zip", 0), ("empty.zip", 0)):
         with pytest.raises(CorruptFileError, match=f"zip archive of {files} files"):
             load_wp(path=tmp_path / name)
     whole = (tmp_path / "enwik8.zip").read_bytes()

@@ -31,7 +31,7 @@ except ImportError:                        # Windows
 import wget
 
 GZIP_MAGIC = b"\x1f\x8b"
-ZIP_MAGIC = b"PK\x03\x04"
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")     # a member's header; an empty archive's end record
 
 # The cache files `fetch` has handed out in this process: only these are deleted when found damaged. A file the
 # user passed (path=, --path), even one kept in the cache folder, is theirs: refused, never deleted.
