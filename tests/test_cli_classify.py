@@ -233,7 +233,9 @@ def test_tune_refuses_the_test_set_and_a_search_that_changes_nothing(argv, messa
     assert message in capsys.readouterr().err
 
 
-def test_tune_refuses_a_data_flag_before_it_makes_out(tmp_path, capsys):
-    assert main(["tune", *BASE, "--vocab", "100", "--out", str(tmp_path / "out")]) == 2
-    assert "--vocab " in capsys.readouterr().err
+@pytest.mark.parametrize(("argv", "message"), [(["--vocab", "100"], "--vocab "),      # a data flag XOR ignores
+                                               (["--epochs", "0"], "epochs must be positive")])   # a setting
+def test_tune_refuses_a_bad_flag_before_it_makes_out(tmp_path, capsys, argv, message):
+    assert main(["tune", *BASE, *argv, "--out", str(tmp_path / "out")]) == 2
+    assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

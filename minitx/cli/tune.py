@@ -55,13 +55,13 @@ def run(args: argparse.Namespace) -> int:
                          "drop it from --search or leave --tokens at 0")
     check_data_flags(args)                     # before --out is made: a refused command leaves nothing
     heads = model_flags(args).get("heads")      # only a model with heads is given --heads
-    if args.out:                               # checked and made before the search, not after it
-        if Path(args.out).exists() and not Path(args.out).is_dir():
-            raise ValueError(f"--out {args.out} is a file: tune.json goes into a folder")
-        Path(args.out).mkdir(parents=True, exist_ok=True)      # a parent that is a file fails here
+    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():    # said before the search
+        raise ValueError(f"--out {args.out} is a file: tune.json goes into a folder")
     if "emb" in names and heads and args.emb % heads:   # every trial sets emb; the base config needs one --heads
         args.emb = embeddings_for_heads(SEARCH_SPACE["emb"][1], heads)[0]         # divides (300 fails with 8)
-    data, config, settings = build(args)
+    data, config, settings = build(args)       # checks the settings: a refused command makes no --out
+    if args.out:                               # made before the search, not after it
+        Path(args.out).mkdir(parents=True, exist_ok=True)      # a parent that is a file fails here
     if args.quiet:                             # optuna reports every trial on stderr unless told otherwise
         optuna = require_optuna()
         optuna.logging.set_verbosity(optuna.logging.WARNING)
