@@ -256,26 +256,40 @@ def test_bad_token_inputs_raise_clear_errors(tokens, error):
 
 
 @pytest.mark.parametrize(
-    "fields, error",
+    "cls, fields, error",
     [
-        (dict(attention="full", emb=10, heads=3), "divisible by heads"),
-        (dict(pool="median"), "pool must be one of"),
-        (dict(blocks=True), "needs attention='full'"),
-        (dict(dropout=1.0), "dropout"),
-        (dict(emb=0), "emb must be positive, got 0"),               # the field by name, not the whole config
-        (dict(depth=-1), "depth must be >= 0, got -1"),
-        (dict(attention="full", depth=0), "needs depth >= 1"),     # no layer: its state_dict could not say so
-        (dict(attention="simple", depth=0), "needs depth >= 1"),
+        (ClassifierConfig, dict(attention="full", emb=10, heads=3), "divisible by heads"),
+        (ClassifierConfig, dict(pool="median"), "pool must be one of"),
+        (ClassifierConfig, dict(backend="flash"), "backend must be one of"),
+        (ClassifierConfig, dict(blocks=True), "needs attention='full'"),
+        (ClassifierConfig, dict(dropout=1.0), "dropout"),
+        (ClassifierConfig, dict(dropout=-0.1), "dropout must be in"),
+        (ClassifierConfig, dict(emb=0), "emb must be positive, got 0"),     # the field by name, not the whole config
+        (ClassifierConfig, dict(classes=0), "classes must be positive, got 0"),
+        (ClassifierConfig, dict(depth=-1), "depth must be >= 0, got -1"),
+        (ClassifierConfig, dict(attention="full", depth=0), "needs depth >= 1"),   # no layer: no state_dict key says so
+        (ClassifierConfig, dict(attention="simple", depth=0), "needs depth >= 1"),
+        (LMConfig, dict(emb=10, heads=3), "divisible by heads"),         # when the config is made, not at init
+        (LMConfig, dict(depth=0), "depth must be positive, got 0"),
+        (LMConfig, dict(dropout=1.0), "dropout must be in"),
+        (LMConfig, dict(backend="flash"), "backend must be one of"),
     ],
 )
-def test_bad_configs_raise_clear_errors(fields, error):
+def test_bad_configs_raise_clear_errors(cls, fields, error):
     with pytest.raises(ValueError, match=error):
-        ClassifierConfig(vocab=5, **fields)
+        cls(vocab=5, **fields)
+
+
+def test_heads_need_not_divide_emb_without_attention():
+    """The baseline has no heads, so heads that do not divide emb are no error there: the default heads=4 with
+    emb=10, say, for a baseline built in code."""
+    assert ClassifierConfig(vocab=5, attention="none", emb=10, heads=3).heads == 3
 
 
 @pytest.mark.parametrize("cls, fields, error", [
     (ClassifierConfig, dict(vocab=5, depth=2.0), "depth must be an integer, got 2.0"),
     (ClassifierConfig, dict(vocab="50"), "vocab must be an integer, got '50'"),
+    (ClassifierConfig, dict(vocab=5, max_len=8.0), "max_len must be an integer, got 8.0"),
     (LMConfig, dict(vocab=5, emb=8.0, heads=2), "emb must be an integer"),
     (LMConfig, dict(vocab=5, context=8.5), "context must be an integer"),
     (LMConfig, dict(vocab=5, heads=True), "heads must be an integer"),
