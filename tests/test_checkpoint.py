@@ -27,7 +27,7 @@ def payload(model: LM) -> dict:
 
 def test_save_then_load_with_weights_only(tmp_path):
     model = LM(CONFIG, torch.Generator().manual_seed(0))
-    path = save_checkpoint(tmp_path / "c.pt", payload(model))
+    path = save_checkpoint(tmp_path / "new-run" / "c.pt", payload(model))     # the folder is made as needed
     loaded, saved = load_model(path)
     assert saved["step"] == 3 and saved["vocab"] == list("ab c.x")
     for a, b in zip(model.state_dict().values(), loaded.state_dict().values(), strict=True):
@@ -76,14 +76,27 @@ def test_a_written_file_is_synced_to_disk_before_the_rename(tmp_path, monkeypatc
 
 
 def test_missing_damaged_and_foreign_files_are_clear_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no checkpoint at"):
-        load_checkpoint(tmp_path / "missing.pt")
+    for missing in (tmp_path / "missing.pt", tmp_path):      # the run folder instead of its checkpoint.pt too
+        with pytest.raises(FileNotFoundError, match="no checkpoint at"):
+            load_checkpoint(missing)
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="not a readable minitx checkpoint"):
         load_checkpoint(tmp_path / "junk.pt")
-    torch.save({"weights": torch.zeros(2)}, tmp_path / "foreign.pt")
-    with pytest.raises(ValueError, match="not a minitx checkpoint"):
-        load_checkpoint(tmp_path / "foreign.pt")
+    # either entry missing: without 'config' load_model would fail later with a bare KeyError
+    for foreign in ({"weights": torch.zeros(2)}, {"model": {}}, {"config": CONFIG.to_dict()}):
+        torch.save(foreign, tmp_path / "foreign.pt")
+        with pytest.raises(ValueError, match="not a minitx checkpoint"):
+            load_checkpoint(tmp_path / "foreign.pt")
+
+
+def test_a_checkpoint_whose_weights_do_not_match_the_model_is_refused(tmp_path):
+    """A weight missing (or one the model lacks) must not load silently, leaving a random one in its place."""
+    state = LM(CONFIG).state_dict()
+    missing = {name: tensor for name, tensor in state.items() if name != "head.weight"}
+    for weights, error in ((missing, "Missing key"), ({**state, "extra.weight": torch.zeros(1)}, "Unexpected key")):
+        path = save_checkpoint(tmp_path / "c.pt", {**payload(LM(CONFIG)), "model": weights})
+        with pytest.raises(RuntimeError, match=error):
+            load_model(path)
 
 
 def test_a_checkpoint_that_cannot_be_written_says_how_much_room_is_left(tmp_path, monkeypatch):
@@ -131,6 +144,13 @@ def test_the_sample_command_and_its_errors(tmp_path, capsys):
     assert "outside the model's vocabulary: ['Z']" in capsys.readouterr().err
     assert main(["sample", "--checkpoint", str(tmp_path / "none.pt")]) == 2
     assert "no checkpoint at" in capsys.readouterr().err
+    # a seed drawn from data of another vocabulary would be decoded with the wrong characters
+    (tmp_path / "text.txt").write_text("ab c." * 20)                     # a file: a byte vocabulary of 256
+    assert main(["sample", "--checkpoint", str(path), "--data", str(tmp_path / "text.txt"), "--length", "5"]) == 2
+    assert "has another vocabulary than the checkpoint" in capsys.readouterr().err
+    save_checkpoint(path, {**payload(LM(CONFIG)), "vocab": None})          # a model saved without its vocabulary
+    assert main(["sample", "--checkpoint", str(path), "--seed-text", "ab c", "--length", "5"]) == 2
+    assert "stores no vocabulary" in capsys.readouterr().err
 
 
 def test_a_tilde_in_a_path_flag_is_the_home_folder(tmp_path, capsys, monkeypatch):
@@ -162,9 +182,10 @@ def test_a_config_field_this_version_does_not_know_is_a_clear_error(kind, tmp_pa
 def test_json_files_are_strict_json(tmp_path):
     """NaN was written as NaN (refused by other JSON readers) and a tensor as the string 'tensor(0.5000)'."""
     path = tmp_path / "metrics.json"
-    write_json_atomic(path, {"loss": float("nan"), "best": [float("inf"), 1.5], "accuracy": torch.tensor(0.5)})
+    write_json_atomic(path, {"loss": float("nan"), "best": [float("inf"), 1.5], "accuracy": torch.tensor(0.5),
+                             "range": (float("-inf"), 2)})                 # a tuple is a list in JSON
     assert json.loads(path.read_text(), parse_constant=lambda name: pytest.fail(name)) == {
-        "loss": None, "best": [None, 1.5], "accuracy": 0.5}
+        "loss": None, "best": [None, 1.5], "accuracy": 0.5, "range": [None, 2]}
 
 
 @pytest.mark.parametrize("values", [[float("nan"), 1.5, 1.2], [2.0, float("inf"), 1.2], [float("nan")] * 3])

@@ -70,10 +70,13 @@ def test_a_run_writes_metrics_plots_and_a_checkpoint(tmp_path):
     assert payload["step"] == 6 and payload["config"] == CONFIG.to_dict()
 
 
-def test_evaluations_and_samples_fall_where_asked_whatever_the_logging_interval():
-    result = run(steps=6, log_every=4, eval_every=3, sample_every=2, final_eval="none")
-    assert [step for step, _ in result.log.series["val/bits"]] == [2, 3, 4, 6]
-    assert [step for step, *_ in result.samples] == [2, 4, 6]
+@pytest.mark.parametrize(("steps", "evaluations", "samples"),
+                         [(6, [2, 3, 4, 6], [2, 4, 6]), (5, [2, 3, 4, 5], [2, 4, 5])])
+def test_evaluations_and_samples_fall_where_asked_whatever_the_logging_interval(steps, evaluations, samples):
+    """The last step is evaluated and sampled also off the --eval-every / --sample-every grid (steps=5)."""
+    result = run(steps=steps, log_every=4, eval_every=3, sample_every=2, final_eval="none")
+    assert [step for step, _ in result.log.series["val/bits"]] == evaluations
+    assert [step for step, *_ in result.samples] == samples
 
 
 def test_the_loss_goes_down_on_a_learnable_stream():
@@ -149,20 +152,37 @@ def test_gradient_accumulation_equals_one_big_batch():
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6, msg=name)
 
 
-def test_a_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+@pytest.mark.parametrize(("first_nan", "message"), [
+    (3, r"loss became nan between steps 2 and 3.*last good checkpoint \(step 2\) is kept"),
+    (1, r"loss became nan between steps 0 and 1; no checkpoint was written"),   # none to point to
+], ids=["after_a_checkpoint", "before_any_checkpoint"])
+def test_a_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, first_nan,
+                                                                                  message):
     calls = []
 
     def loss_that_breaks(logits, targets):
         calls.append(1)
         loss = lm_loss(logits, targets)
-        return loss * float("nan") if len(calls) >= 3 else loss
+        return loss * float("nan") if len(calls) >= first_nan else loss
 
     monkeypatch.setattr(lm_train, "lm_loss", loss_that_breaks)
-    with pytest.raises(RuntimeError, match=r"loss became nan between steps 2 and 3.*last good checkpoint \(step 2\)"):
+    with pytest.raises(RuntimeError, match=message):
         run(out=tmp_path)
+    if first_nan == 1:
+        assert not (tmp_path / CHECKPOINT).exists()
+        return
     payload = load_checkpoint(tmp_path / CHECKPOINT)
     assert payload["step"] == 2
     assert all(torch.isfinite(t).all() for t in payload["model"].values())
+
+
+def test_checkpoints_fall_every_checkpoint_every_steps_and_at_the_end(tmp_path, monkeypatch):
+    """Off by one (every checkpoint_every + 1 steps), the counter not reset, or the last step not saved: a
+    resume would lose more steps than --checkpoint-every promises."""
+    saved = []
+    monkeypatch.setattr(lm_train, "save_checkpoint", lambda path, payload: saved.append(payload["step"]))
+    run(out=tmp_path, steps=7, checkpoint_every=3, eval_every=7, sample_every=7, final_eval="none")
+    assert saved == [3, 6, 7]
 
 
 def test_resuming_with_another_config_is_a_clear_error_and_changes_nothing(tmp_path):
@@ -255,6 +275,15 @@ def test_ctrl_c_in_the_last_step_or_the_final_evaluation_stops_and_resume_finish
     assert "final_exact_bits" in run(out=tmp_path, final_eval="exact", resume=True).summary
 
 
+def test_ctrl_c_stops_a_run_without_a_folder_at_once(monkeypatch):
+    """With no run folder there is no checkpoint to save: Ctrl-C is not deferred to the end of the step."""
+    calls = []
+    monkeypatch.setattr(lm_train, "lm_loss", loss_with_ctrl_c_at(calls, 2))
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        run(final_eval="none")
+    assert not isinstance(stopped.value, lm_train.TrainingInterrupted) and len(calls) == 2
+
+
 def test_ctrl_c_keeps_its_usual_meaning_where_it_is_ignored(tmp_path, monkeypatch):
     """A background job (`minitx lm ... &` in a script) ignores SIGINT: the handler made it stop."""
     monkeypatch.setattr(lm_train, "lm_loss", loss_with_ctrl_c_at([], 2))
@@ -296,6 +325,23 @@ def test_the_lm_command_reports_an_interrupted_run_without_a_traceback(tmp_path,
     assert "minitx lm: interrupted: stopped at step 5" in capsys.readouterr().err
 
 
+def test_the_lm_command_draws_the_toy_grammars_entropy_floor_for_the_toy_data_only(monkeypatch):
+    """The floor on the loss plot is the toy grammar's: no test looked at it, so one dropped or drawn under
+    another data set's curves went unnoticed."""
+    import minitx.cli.lm
+    import minitx.grammar
+    from minitx.__main__ import main
+
+    floors = []
+    monkeypatch.setattr(minitx.cli.lm, "train_lm", lambda *args, floor=None, **kwargs: floors.append(floor))
+    i2c = [str(i) for i in range(V)]
+    monkeypatch.setattr(minitx.cli.lm, "load_lm_data", lambda data: ((STREAM, STREAM[:100]), (i2c, {})))
+    monkeypatch.setattr(minitx.grammar, "toy_entropy_floor", lambda: 0.548)       # computing it takes a while
+    for data in ("toy", "text.txt"):
+        assert main(["lm", "--data", data]) == 0
+    assert floors == [0.548, None]
+
+
 def test_resuming_on_other_data_is_an_error_and_other_settings_a_warning(tmp_path):
     """--resume with another --data file went on training on it, silently; metrics.json did not say which."""
     run(out=tmp_path, steps=2, final_eval="none")
@@ -307,6 +353,7 @@ def test_resuming_on_other_data_is_an_error_and_other_settings_a_warning(tmp_pat
     assert sorted(tmp_path.rglob("*")) == files                       # not even an empty TensorBoard file
     recorded = json.loads((tmp_path / "metrics.json").read_text())["config"]["data"]
     assert recorded == lm_train.data_identity(STREAM, STREAM[:100]) and recorded["train_tokens"] == len(STREAM)
+    assert lm_train.data_identity(STREAM, torch.flip(STREAM[:100], [0])) != recorded    # the val stream counts too
     with pytest.warns(UserWarning, match=r"other training settings than the run's \(steps 2 -> 3, lr 0.01 -> 0.02\)"):
         run(out=tmp_path, resume=True, steps=3, lr=0.02, final_eval="none")
 
@@ -317,6 +364,7 @@ def test_a_warmup_as_long_as_the_run_warns():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         settings(steps=20, warmup=5).validate()
+        settings(steps=20, warmup=20).validate()                      # the last step reaches lr: (19 + 1) / 20
         settings(steps=20, warmup=500, time_limit=1.0).validate()     # on the clock warmup ends by time
 
 
@@ -334,8 +382,15 @@ def test_resume_without_a_checkpoint_and_bad_settings_are_clear_errors(tmp_path)
         run(weight_decay=-1)
     with pytest.raises(ValueError, match="sample_length"):
         run(sample_length=-3)                                      # refused before training, not after
-    with pytest.raises(ValueError, match="longer than the context"):
-        train_lm(CONFIG, STREAM[:5], STREAM[:100], settings(), quiet=True)
+    with pytest.raises(ValueError, match="final_eval must be 'exact', 'estimate' or 'none', got 'exakt'"):
+        settings(final_eval="exakt").validate()                    # a typo ran the estimate silently
+    for short in (STREAM[:5], STREAM[:CONFIG.context]):             # a window is context + 1 tokens
+        with pytest.raises(ValueError, match="longer than the context"):
+            train_lm(CONFIG, short, STREAM[:100], settings(), quiet=True)
+        with pytest.raises(ValueError, match="longer than the context"):
+            train_lm(CONFIG, STREAM, short, settings(), quiet=True)
+    with pytest.raises(ValueError, match="time_limit must be a positive number of minutes, got 0"):
+        settings(time_limit=0).validate()                          # the schedule divides by it
 
 
 def test_what_would_fail_only_at_the_first_sample_fails_before_training(tmp_path, monkeypatch):
@@ -362,17 +417,23 @@ def test_what_would_fail_only_at_the_first_sample_fails_before_training(tmp_path
     assert not trained
 
 
-def test_training_leaves_the_callers_random_state_alone():
+def test_training_leaves_the_callers_random_state_alone_and_does_not_depend_on_it():
     """train_lm reseeded the global generators: a search drawing its trials from random or torch between
-    runs drew the same 'random' values again and again."""
+    runs drew the same 'random' values again and again. And the other way round: dropout's masks come from
+    the run's seed, not from whatever state the caller left torch's generator in."""
     import random
+    config = LMConfig(**{**CONFIG.to_dict(), "dropout": 0.3})
     random.seed(42)
     torch.manual_seed(42)
     expected_python, expected_torch = random.random(), torch.rand(3)
     random.seed(42)
     torch.manual_seed(42)
-    run(steps=2, final_eval="none")
+    first = run(steps=2, final_eval="none", config=config).model.state_dict()
     assert random.random() == expected_python and torch.equal(torch.rand(3), expected_torch)
+    torch.manual_seed(7)                                              # another caller state: the same run
+    for (name, a), b in zip(first.items(), run(steps=2, final_eval="none", config=config).model.state_dict().values(),
+                            strict=True):
+        assert torch.equal(a, b), name
 
 
 def test_without_a_vocabulary_to_print_samples_sample_points_are_not_evaluations():
@@ -403,7 +464,7 @@ def test_the_lm_command_on_a_local_file_then_sample_from_it(tmp_path, capsys):
     assert main(["lm", *flags]) == 2                              # without --resume: refused, not overwritten
     assert "already holds a run (checkpoint.pt, metrics.json): --resume" in capsys.readouterr().err
     assert main(["lm", *flags[:-1], str(text)]) == 2              # --out is a file: one line, no traceback
-    assert "error:" in capsys.readouterr().err
+    assert f"error: the run folder {text} is a file" in capsys.readouterr().err   # refused before training
 
 
 def test_a_panel_with_a_floor_is_zoomed_to_the_end_of_the_run(tmp_path):
@@ -460,24 +521,38 @@ def test_logged_train_bits_and_grad_norm_are_means_over_the_logging_window():
 
 
 def test_accumulation_logs_the_same_loss_as_one_big_batch():
+    """And the same gradient norm: summing the micro-batches' gradients undivided doubled it, which Adam's
+    scale invariance and the clipping hid from the weights."""
     big = run(batch=8, steps=3, eval_every=3, sample_every=3, final_eval="none")
     acc = run(batch=4, accumulate=2, steps=3, eval_every=3, sample_every=3, final_eval="none")
-    assert [v for _, v in acc.log.series["train/bits"]] == pytest.approx(
-        [v for _, v in big.log.series["train/bits"]], rel=1e-4)
+    for name in ("train/bits", "grad_norm"):
+        assert [v for _, v in acc.log.series[name]] == pytest.approx([v for _, v in big.log.series[name]], rel=1e-4)
 
 
-def test_logged_lr_is_the_rate_each_step_used_with_the_final_fraction_asked_for():
+def test_logged_lr_is_the_rate_each_step_used_with_the_final_fraction_asked_for(monkeypatch):
+    """Also the rate the optimiser steps with: the log alone passed with a schedule that never reached it."""
+    used, make = [], lm_train.make_optimizer
+
+    def recording_make(*args, **kwargs):
+        optimizer = make(*args, **kwargs)
+        step = optimizer.step
+        optimizer.step = lambda *a, **k: (used.append({g["lr"] for g in optimizer.param_groups}), step(*a, **k))[1]
+        return optimizer
+
+    monkeypatch.setattr(lm_train, "make_optimizer", recording_make)
     result = run(steps=6, warmup=2, final_lr_fraction=0.5, final_eval="none")
     schedule = Schedule(2, 6, None, 0.5)
     lrs = [v for _, v in result.log.series["lr"]]
     assert lrs == pytest.approx([1e-2 * schedule.factor(s, 0.0) for s in range(6)])
+    assert [lr for [lr] in used] == pytest.approx(lrs)                # one rate for every parameter group
 
 
 def test_a_checkpoint_from_before_wall_s_still_resumes(tmp_path):
-    """Checkpoints written before wall_s was recorded resume, counting wall time from this session."""
+    """Checkpoints written before wall_s (or the data's identity) was recorded resume, counting wall time from
+    this session (and trusting the data)."""
     run(out=tmp_path, steps=3, final_eval="none")
     saved = load_checkpoint(tmp_path / CHECKPOINT)
-    del saved["wall_s"]
+    del saved["wall_s"], saved["data"]
     save_checkpoint(tmp_path / CHECKPOINT, saved)
     with pytest.warns(UserWarning, match="other training settings"):
         assert run(out=tmp_path, resume=True, steps=6, final_eval="none").step == 6

@@ -1,11 +1,14 @@
 """What a mutation review found unchecked in minitx.runtime and the single-process side of minitx.distributed."""
 
+import contextlib
+import warnings
+
 import pytest
 import torch
 
 from minitx import LMConfig, distributed
 from minitx.nn import LM
-from minitx.runtime import cosine_decay, warmup_decay
+from minitx.runtime import autocast, cosine_decay, make_optimizer, maybe_compile, seed_everything, warmup_decay
 
 
 @pytest.mark.parametrize(("warmup", "total"), [(0, 10), (3, 10), (2, 3)])
@@ -20,10 +23,49 @@ def test_the_schedule_is_flat_after_the_last_step(warmup, total):
 
 def test_unwrap_sees_through_torch_compile():
     """The state_dict to save is the plain model's, also inside torch.compile's wrapper (keys without
-    '_orig_mod.')."""
+    '_orig_mod.'). And --compile compiles: maybe_compile ignoring it went unnoticed off CUDA."""
     model = LM(LMConfig(vocab=5, emb=8, heads=2, depth=1, context=4))
-    compiled = torch.compile(model)                      # wrapping only: nothing is compiled until it runs
-    assert distributed.unwrap(compiled) is model
+    compiled = maybe_compile(model, True)                # wrapping only: nothing is compiled until it runs
+    assert compiled is not model and distributed.unwrap(compiled) is model
+    assert maybe_compile(model, False) is model
+
+
+def test_autocast_is_bf16_on_cuda_only_and_only_when_enabled():
+    """--no-amp turns autocast off; ignored, a CUDA run computed in bf16 anyway (testable without a GPU)."""
+    assert isinstance(autocast(torch.device("cuda"), enabled=False), contextlib.nullcontext)
+    assert isinstance(autocast(torch.device("cpu")), contextlib.nullcontext)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")                  # without CUDA torch warns that it disables autocast
+        on = autocast(torch.device("cuda:0"))
+    assert isinstance(on, torch.autocast) and (on.device, on.fast_dtype) == ("cuda", torch.bfloat16)
+
+
+def test_make_optimizer_takes_the_rates_and_betas_asked_for():
+    """``betas`` was never passed by a test: dropping it went unnoticed."""
+    params = {"head.weight": torch.nn.Parameter(torch.ones(2, 2)), "head.bias": torch.nn.Parameter(torch.ones(2))}
+    optimizer = make_optimizer(params, lr=0.25, weight_decay=0.5, betas=(0.8, 0.95))
+    assert [(g["lr"], g["betas"], g["weight_decay"]) for g in optimizer.param_groups] == [
+        (0.25, (0.8, 0.95), 0.5), (0.25, (0.8, 0.95), 0.0)]
+
+
+def test_seed_everything_makes_python_numpy_and_torch_repeat(monkeypatch):
+    """Nothing called it: a seed it dropped (NumPy's, say) went unnoticed."""
+    import random
+
+    import numpy as np
+
+    monkeypatch.delenv("PYTHONHASHSEED", raising=False)  # it sets one; put back as it was afterwards
+    saved = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        draws = []
+        for seed in (3, 3, 4):
+            generator = seed_everything(seed)
+            draws.append((random.random(), np.random.rand(), torch.rand(1).item(),
+                          torch.rand(1, generator=generator).item()))
+    random.setstate(saved[0])
+    np.random.set_state(saved[1])
+    assert draws[0] == draws[1]
+    assert all(a != b for a, b in zip(draws[0], draws[2], strict=True))
 
 
 def test_other_ranks_draw_differently_for_different_seeds():

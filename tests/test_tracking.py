@@ -1,5 +1,6 @@
 """What a mutation review found unchecked in minitx.tracking and minitx.checkpoint."""
 
+import json
 import warnings
 
 import matplotlib.axes
@@ -23,22 +24,51 @@ def test_last_is_the_latest_value_of_a_series():
     assert log.last("never/logged") is None
 
 
-def test_logy_panels_get_a_log_scale(tmp_path, monkeypatch):
-    """``plot(logy=...)`` was never exercised: ignoring it went unnoticed."""
-    scaled = []
-    original = matplotlib.axes.Axes.set_yscale
+def test_logy_and_reference_lines_reach_the_panels_they_name(tmp_path, monkeypatch):
+    """``plot(logy=...)`` was never exercised, nor was the ``hlines`` line (the entropy floor) drawn: ignoring
+    either went unnoticed."""
+    calls = []
 
-    def spy(ax, value, *args, **kwargs):
-        scaled.append((ax.get_title(), value))
-        return original(ax, value, *args, **kwargs)
+    def spying(method):
+        original = getattr(matplotlib.axes.Axes, method)
 
-    monkeypatch.setattr(matplotlib.axes.Axes, "set_yscale", spy)
+        def spy(ax, value, *args, **kwargs):
+            calls.append((method, ax.get_title(), value, kwargs.get("label")))
+            return original(ax, value, *args, **kwargs)
+        return spy
+
+    for method in ("set_yscale", "axhline"):
+        monkeypatch.setattr(matplotlib.axes.Axes, method, spying(method))
     log = RunLog(tmp_path, {}, tensorboard=False)
     for step in range(1, 5):
         log.scalar("grad", 10.0 ** step, step)
         log.scalar("loss", 1.0 / step, step)
-    log.plot({"gradient norm": ["grad"], "loss": ["loss"]}, logy=("gradient norm",))
-    assert scaled == [("gradient norm", "log")]
+    log.plot({"gradient norm": ["grad"], "loss": ["loss"]}, logy=("gradient norm",), hlines={"loss": (0.2, "floor")})
+    assert sorted(calls) == [("axhline", "loss", 0.2, "floor"), ("set_yscale", "gradient norm", "log", None)]
+
+
+def test_scalars_reach_the_tensorboard_events(tmp_path):
+    """Only the event file's existence was checked: a writer that recorded nothing passed."""
+    from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
+    from tensorboard.compat.proto.event_pb2 import Event
+
+    log = RunLog(tmp_path, {})
+    log.scalar("val/bits", 1.5, 3)
+    log.scalar("val/bits", 1.25, 6)
+    log.close()
+    [events] = tmp_path.glob("events.out.tfevents*")
+    records = [Event.FromString(record) for record in RawEventFileLoader(str(events)).Load()]
+    assert [(e.step, v.tag, v.simple_value) for e in records for v in e.summary.value] == [
+        (3, "val/bits", 1.5), (6, "val/bits", 1.25)]
+
+
+def test_metrics_json_is_strict_json_when_a_series_is_not_finite(tmp_path):
+    """A run that diverged logs NaN: metrics.json must still hold null there, which every JSON reader takes."""
+    log = RunLog(tmp_path, {"lr": 0.1}, tensorboard=False)
+    log.scalar("train/bits", float("nan"), 1)
+    log.write_metrics({"final_exact_bits": float("inf")})
+    metrics = json.loads((tmp_path / "metrics.json").read_text(), parse_constant=lambda name: pytest.fail(name))
+    assert metrics["series"] == {"train/bits": [[1, None]]} and metrics["final_exact_bits"] is None
 
 
 def test_a_panel_with_nothing_logged_yet_plots_without_a_warning(tmp_path):
