@@ -5,11 +5,8 @@ Shared by the classification and language-model trainers so both behave the same
 
 import contextlib
 import math
-import os
-import random
 from collections.abc import Iterator
 
-import numpy as np
 import torch
 
 
@@ -33,18 +30,6 @@ def pick_device(requested: str | None = None) -> torch.device:
     if torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
-
-
-def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python, NumPy and PyTorch (all devices); return a CPU generator for the data order.
-
-    On CPU this makes a run repeatable; CUDA kernels may still differ in the last bits between runs.
-    """
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    os.environ.setdefault("PYTHONHASHSEED", str(seed))
-    return torch.Generator().manual_seed(seed)
 
 
 @contextlib.contextmanager

@@ -8,7 +8,7 @@ import torch
 
 from minitx import LMConfig, distributed
 from minitx.nn import LM
-from minitx.runtime import autocast, cosine_decay, make_optimizer, maybe_compile, seed_everything, warmup_decay
+from minitx.runtime import autocast, cosine_decay, make_optimizer, maybe_compile, warmup_decay
 
 
 @pytest.mark.parametrize(("warmup", "total"), [(0, 10), (3, 10), (2, 3)])
@@ -46,26 +46,6 @@ def test_make_optimizer_takes_the_rates_and_betas_asked_for():
     optimizer = make_optimizer(params, lr=0.25, weight_decay=0.5, betas=(0.8, 0.95))
     assert [(g["lr"], g["betas"], g["weight_decay"]) for g in optimizer.param_groups] == [
         (0.25, (0.8, 0.95), 0.5), (0.25, (0.8, 0.95), 0.0)]
-
-
-def test_seed_everything_makes_python_numpy_and_torch_repeat(monkeypatch):
-    """Nothing called it: a seed it dropped (NumPy's, say) went unnoticed."""
-    import random
-
-    import numpy as np
-
-    monkeypatch.delenv("PYTHONHASHSEED", raising=False)  # it sets one; put back as it was afterwards
-    saved = random.getstate(), np.random.get_state()
-    with torch.random.fork_rng(devices=[]):
-        draws = []
-        for seed in (3, 3, 4):
-            generator = seed_everything(seed)
-            draws.append((random.random(), np.random.rand(), torch.rand(1).item(),
-                          torch.rand(1, generator=generator).item()))
-    random.setstate(saved[0])
-    np.random.set_state(saved[1])
-    assert draws[0] == draws[1]
-    assert all(a != b for a, b in zip(draws[0], draws[2], strict=True))
 
 
 def test_other_ranks_draw_differently_for_different_seeds():
