@@ -286,11 +286,16 @@ def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: L
     out = None if out is None else Path(out)
     checkpoint_path = None if out is None else out / CHECKPOINT
     data = data_identity(train, val)
-    saved = None
+    saved, ended = None, False
     if resume:       # checked before the run log opens: a refused resume leaves nothing behind in the folder
         saved = load_checkpoint(checkpoint_path, map_location=device)
         check_config(saved["config"], config.to_dict(), checkpoint_path)
         _check_resume(saved, data, settings, checkpoint_path)
+        ended = saved["step"] >= settings.steps or (
+            settings.time_limit is not None and saved["elapsed_s"] >= settings.time_limit * 60)
+        if ended and settings.final_eval == "none":
+            raise ValueError(f"the run in {out} already ended (step {saved['step']}, {saved['elapsed_s']:.0f} s); "
+                             "raise --steps or --time-limit to train it further")
     log = RunLog(out if is_main else None, {"model": config.to_dict(), "train": asdict(settings), "data": data,
                                             "world_size": info.world_size})
     samples: list[list] = []
@@ -309,10 +314,7 @@ def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: L
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         step, elapsed, samples = saved["step"], saved["elapsed_s"], saved["samples"]
-        if step >= settings.steps or (settings.time_limit is not None and elapsed >= settings.time_limit * 60):
-            if settings.final_eval == "none":
-                raise ValueError(f"the run in {out} already ended (step {step}, {elapsed:.0f} s); raise --steps "
-                                 "or --time-limit to train it further")
+        if ended:
             if not quiet:        # e.g. its final evaluation was interrupted: the one thing left to do
                 print(f"the run in {out} already ended (step {step}, {elapsed:.0f} s): only its final evaluation "
                       "runs (raise --steps or --time-limit to train it further)", file=sys.stderr)

@@ -459,8 +459,10 @@ def test_the_lm_command_on_a_local_file_then_sample_from_it(tmp_path, capsys):
     assert capsys.readouterr().out.startswith("[the ]")
     assert main(["lm", "--data", str(text), "--resume"]) == 2
     assert "--resume needs --out" in capsys.readouterr().err
+    files = sorted(out.iterdir())
     assert main(["lm", *flags, "--final-eval", "none", "--resume"]) == 2   # at its --steps: nothing to add
     assert "already ended (step 3" in capsys.readouterr().err
+    assert sorted(out.iterdir()) == files                         # not even an empty TensorBoard events file
     assert main(["lm", *flags]) == 2                              # without --resume: refused, not overwritten
     assert "already holds a run (checkpoint.pt, metrics.json): --resume" in capsys.readouterr().err
     assert main(["lm", *flags[:-1], str(text)]) == 2              # --out is a file: one line, no traceback
