@@ -78,7 +78,7 @@ def fetch(
         if target.exists():                # another process (a torchrun rank) downloaded it while we waited
             return _cached(target, size, sha256)
         _download(url, target, size, sha256)          # checked before it was renamed into the cache
-    return _cached(target, None, None)
+        return _cached(target, None, None)            # under the lock: a waiter may delete what it finds wrong
 
 
 def _cached(target: Path, size: int | None, sha256: str | None) -> Path:
