@@ -5,6 +5,7 @@ environment torchrun would give them, so `distributed.setup` is exercised exactl
 writes its results to OUT_DIR; the tests compare them with a single-process run computed here.
 """
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 
 from minitx import LMConfig, distributed
 from minitx.nn import LM
@@ -184,12 +186,20 @@ def test_rank_zero_draws_like_a_single_process_and_other_ranks_differ(alone):
     assert torch.equal(draws(2), draws(2))
 
 
-@pytest.mark.parametrize("env", [{"WORLD_SIZE": "2", "RANK": "2"}, {"WORLD_SIZE": "two"}, {"WORLD_SIZE": "0"}])
-def test_bad_environment_is_a_clear_error(monkeypatch, env):
-    monkeypatch.delenv("RANK", raising=False)
+@pytest.mark.parametrize(("env", "message"), [
+    ({"WORLD_SIZE": "2", "RANK": "2"}, r"bad torchrun environment: RANK=2, WORLD_SIZE=2"),   # ranks are 0 .. N-1
+    ({"WORLD_SIZE": "2", "RANK": "-1"}, r"bad torchrun environment: RANK=-1"),
+    ({"WORLD_SIZE": "two"}, r"WORLD_SIZE must be an integer, got 'two'"),
+    ({"WORLD_SIZE": "0"}, r"bad torchrun environment: RANK=0, WORLD_SIZE=0"),
+])
+def test_bad_environment_is_a_clear_error(monkeypatch, env, message):
+    """The messages are matched exactly: a loose "RANK|WORLD_SIZE" also matched the MASTER_ADDR error that a
+    rank out of range (RANK=WORLD_SIZE) met further on, so an off-by-one in the range check went unnoticed."""
+    for name in ("RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    with pytest.raises(ValueError, match="RANK|WORLD_SIZE"):
+    with pytest.raises(ValueError, match=message):
         distributed.setup("cpu")
 
 
@@ -200,6 +210,84 @@ def test_several_ranks_without_a_rendezvous_address_is_a_clear_error(monkeypatch
     monkeypatch.delenv("MASTER_PORT", raising=False)
     with pytest.raises(ValueError, match="MASTER_ADDR"):
         distributed.setup("cpu")
+
+
+@pytest.fixture
+def fake_launch(monkeypatch):
+    """Rank 3 of 4, on its machine's second GPU (LOCAL_RANK=1) of two; joining the group and choosing the GPU
+    are recorded, not done, so the choice of backend and device is testable without GPUs or other ranks."""
+    calls = []
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", "1")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: calls.append(("set_device", device)))
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: False)
+    monkeypatch.setattr(torch.distributed, "init_process_group",
+                        lambda backend, **kwargs: calls.append(("init", backend, kwargs)))
+    return calls
+
+
+@pytest.mark.parametrize(("device", "backend"), [("cuda", "nccl"), ("cpu", "gloo")])
+def test_several_ranks_join_over_the_devices_backend_on_their_local_gpu(monkeypatch, fake_launch, device, backend):
+    """A rank's GPU is its LOCAL_RANK (its index on this machine), not its global RANK; CUDA talks NCCL."""
+    monkeypatch.setattr(distributed, "pick_device", lambda name: torch.device(device))
+    info = distributed.setup(device)
+    assert (info.rank, info.world_size, info.local_rank) == (3, 4, 1)
+    init = ("init", backend, {"rank": 3, "world_size": 4})
+    if device == "cuda":
+        assert info.device == torch.device("cuda", 1)
+        assert fake_launch == [("set_device", torch.device("cuda", 1)), init]
+    else:
+        assert info.device == torch.device("cpu") and fake_launch == [init]
+    # a process group already joined (by the caller, say) is used as it is, not joined a second time
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    assert distributed.setup(device) == info and fake_launch.count(init) == 1
+
+
+def test_more_ranks_than_gpus_or_a_device_without_a_backend_is_a_clear_error(monkeypatch, fake_launch):
+    monkeypatch.setenv("LOCAL_RANK", "2")                    # a third process on a machine with two GPUs
+    monkeypatch.setattr(distributed, "pick_device", lambda name: torch.device("cuda"))
+    with pytest.raises(ValueError, match="LOCAL_RANK 2 but only 2 GPUs are visible"):
+        distributed.setup("cuda")
+    monkeypatch.setattr(distributed, "pick_device", lambda name: torch.device("mps"))
+    with pytest.raises(ValueError, match="on CUDA \\(NCCL\\) or CPU \\(gloo\\), not 'mps'"):
+        distributed.setup("mps")
+    assert fake_launch == []                                 # nothing joined, no GPU chosen
+
+
+class _FakeDDP(DistributedDataParallel):
+    """A DistributedDataParallel without a process group, whose no_sync() is recognisable."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        torch.nn.Module.__init__(self)
+        self.module = module
+
+    def no_sync(self):
+        return self.module          # any recognisable object: sync_context returns it as it is
+
+
+def test_sync_context_and_unwrap_see_through_torch_compile_around_ddp():
+    """torch.compile(DDP(model)) is one way to combine them: sync_context must still find the DDP inside
+    (else every micro-step all-reduces) and unwrap must reach the plain model through both wrappers."""
+    model = _fresh_model(seed=0)
+    compiled = torch.compile(_FakeDDP(model))               # wrapping only: nothing compiles until it runs
+    assert distributed.sync_context(compiled, last_micro_step=False) is model
+    assert isinstance(distributed.sync_context(compiled, last_micro_step=True), contextlib.nullcontext)
+    assert distributed.unwrap(compiled) is model
+
+
+def test_teardown_leaves_the_process_group(alone):
+    """Left joined, the next setup in this process (a second run in one script) finds a stale group."""
+    torch.distributed.init_process_group("gloo", rank=0, world_size=1, init_method=f"tcp://127.0.0.1:{_free_port()}")
+    try:
+        distributed.teardown()
+        assert not torch.distributed.is_initialized()
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":

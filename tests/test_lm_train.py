@@ -369,7 +369,7 @@ def test_a_warmup_as_long_as_the_run_warns():
 
 
 def test_resume_without_a_checkpoint_and_bad_settings_are_clear_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+    with pytest.raises(FileNotFoundError, match="--resume: no checkpoint at .*; start without --resume"):
         run(out=tmp_path / "missing", resume=True)
     assert not (tmp_path / "missing").exists()                     # refused before the run folder is made
     with pytest.raises(ValueError, match="batch must be positive"):
@@ -415,6 +415,11 @@ def test_what_would_fail_only_at_the_first_sample_fails_before_training(tmp_path
     with pytest.raises(ValueError, match="the training data holds token ids from -1"):
         train_lm(CONFIG, negative, STREAM[:100], settings(), out=tmp_path / "run", quiet=True)
     assert not trained
+    # the bound is exact (a seed may be all of val), and without i2c there are no samples and no seeds
+    short = dict(steps=1, warmup=0, eval_every=1, sample_every=1, final_eval="none")
+    whole_val = train_lm(CONFIG, STREAM, STREAM[:12], settings(seed_length=12, **short), i2c=i2c, quiet=True)
+    assert len(whole_val.samples) == 1
+    assert train_lm(CONFIG, STREAM, STREAM[:12], settings(seed_length=16, **short), quiet=True).step == 1
 
 
 def test_training_leaves_the_callers_random_state_alone_and_does_not_depend_on_it():
@@ -575,3 +580,55 @@ def test_an_infinite_rate_or_decay_is_refused_before_training(field):
     """It passed validate() and the run then stopped with 'loss became nan ... lower --lr'."""
     with pytest.raises(ValueError, match=f"{field} must be a finite number, got inf"):
         settings(**{field: float("inf")}).validate()
+
+
+def test_throughput_and_training_time_follow_the_clock(monkeypatch):
+    """tokens_per_s is the logging window's tokens (batch x accumulate x context per step) over its seconds, and
+    train_time_s the training clock: with a clock that ticks one second per micro-batch, both are exact."""
+    now = [0.0]
+
+    def loss_taking_a_second(logits, targets):
+        now[0] += 1.0
+        return lm_loss(logits, targets)
+
+    monkeypatch.setattr(lm_train, "time", type("Clock", (), {"time": staticmethod(lambda: now[0])}))
+    monkeypatch.setattr(lm_train, "lm_loss", loss_taking_a_second)
+    result = run(steps=6, accumulate=2, log_every=2, eval_every=6, sample_every=6, final_eval="none")
+    assert result.log.series["tokens_per_s"] == [(2, 32.0), (4, 32.0), (6, 32.0)]   # batch 4 x context 8 per s
+    assert result.summary["train_time_s"] == 12.0                                 # 6 steps x 2 micro-batches
+
+
+def test_exactly_the_settings_that_change_the_training_warn_on_resume(tmp_path):
+    """A setting dropped from TRAINING_SETTINGS (a changed --batch, --accumulate, --seed ...) resumed without a
+    word; logging, evaluation and device settings may change freely."""
+    from dataclasses import asdict, fields
+
+    base = settings()
+    warned = set()
+    for f in fields(LMTrainSettings):
+        value = getattr(base, f.name)
+        other = (not value if isinstance(value, bool) else 1.5 if value is None else value + "x"
+                 if isinstance(value, str) else value * 2 + 1)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            lm_train._check_resume({"settings": asdict(base)}, {}, settings(**{f.name: other}), tmp_path)
+        if caught:
+            assert f"{f.name} {value} -> {other}" in str(caught[0].message)
+            warned.add(f.name)
+    assert warned == {"batch", "steps", "lr", "warmup", "final_lr_fraction", "weight_decay", "clip", "accumulate",
+                      "time_limit", "amp", "seed"}
+
+
+def test_the_lm_command_names_a_missing_data_file_or_checkpoint_before_loading_anything(tmp_path, capsys,
+                                                                                          monkeypatch):
+    """A typo in --data said only "No data file at tyo"; a --resume without a checkpoint must be refused before
+    the data (enwik8: a download, then 100 MB to read) is loaded."""
+    import minitx.cli.lm
+    from minitx.__main__ import main
+
+    assert main(["lm", "--data", "tyo"]) == 2
+    assert "--data 'tyo' is neither 'toy', 'wp' nor an existing file" in capsys.readouterr().err
+    loaded = []
+    monkeypatch.setattr(minitx.cli.lm, "load_lm_data", loaded.append)
+    assert main(["lm", "--data", "wp", "--out", str(tmp_path / "missing"), "--resume"]) == 2
+    assert "--resume: no checkpoint at" in capsys.readouterr().err and not loaded
