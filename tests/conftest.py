@@ -1,6 +1,8 @@
 """Shared test settings: float64 where precision matters, hypothesis profiles sized for a 2-core machine."""
 
 import os
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import torch
@@ -40,24 +42,36 @@ def backends_used(monkeypatch):
 
 
 @pytest.fixture
-def step_gradient_norms(monkeypatch):
-    """``step_gradient_norms(module)`` -> a list that gets the gradient norm seen by every ``optimizer.step()``
-    of the optimizers ``module.make_optimizer`` builds from then on: what the optimiser really steps on."""
-    def record(module) -> list[float]:
-        norms, make = [], module.make_optimizer
+def at_optimizer_steps(monkeypatch):
+    """``at_optimizer_steps(module, read)`` -> a list that gets ``read(optimizer)`` just before every
+    ``optimizer.step()`` of the optimizers ``module.make_optimizer`` builds from then on: what the optimiser
+    really steps with, not what the run logs."""
+    def record(module, read: Callable[[torch.optim.Optimizer], Any]) -> list:
+        seen, make = [], module.make_optimizer
 
         def recording_make(*args, **kwargs):
             optimizer = make(*args, **kwargs)
             step = optimizer.step
 
             def recorded_step(*step_args, **step_kwargs):
-                grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-                norms.append(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])).item())
+                seen.append(read(optimizer))
                 return step(*step_args, **step_kwargs)
 
             optimizer.step = recorded_step
             return optimizer
 
         monkeypatch.setattr(module, "make_optimizer", recording_make)
-        return norms
+        return seen
     return record
+
+
+def _gradient_norm(optimizer: torch.optim.Optimizer) -> float:
+    grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])).item()
+
+
+@pytest.fixture
+def step_gradient_norms(at_optimizer_steps):
+    """``step_gradient_norms(module)`` -> a list that gets the gradient norm every ``optimizer.step()`` sees
+    (`at_optimizer_steps`)."""
+    return lambda module: at_optimizer_steps(module, _gradient_norm)

@@ -536,17 +536,9 @@ def test_accumulation_logs_the_same_loss_as_one_big_batch():
         assert [v for _, v in acc.log.series[name]] == pytest.approx([v for _, v in big.log.series[name]], rel=1e-4)
 
 
-def test_logged_lr_is_the_rate_each_step_used_with_the_final_fraction_asked_for(monkeypatch):
+def test_logged_lr_is_the_rate_each_step_used_with_the_final_fraction_asked_for(at_optimizer_steps):
     """Also the rate the optimiser steps with: the log alone passed with a schedule that never reached it."""
-    used, make = [], lm_train.make_optimizer
-
-    def recording_make(*args, **kwargs):
-        optimizer = make(*args, **kwargs)
-        step = optimizer.step
-        optimizer.step = lambda *a, **k: (used.append({g["lr"] for g in optimizer.param_groups}), step(*a, **k))[1]
-        return optimizer
-
-    monkeypatch.setattr(lm_train, "make_optimizer", recording_make)
+    used = at_optimizer_steps(lm_train, lambda optimizer: {group["lr"] for group in optimizer.param_groups})
     result = run(steps=6, warmup=2, final_lr_fraction=0.5, final_eval="none")
     schedule = Schedule(2, 6, None, 0.5)
     lrs = [v for _, v in result.log.series["lr"]]
