@@ -163,12 +163,33 @@ def _scratch_b(rows: list[dict]) -> dict:
     return next(r for r in rows if r["workload"] == "B" and r["contender"] == "scratch")
 
 
-def test_sampling_rows_check_identical_output_and_report_the_overhead_share():
-    row = sampling.measure(length=4, repeats=1, overhead=True)
+def test_sampling_rows_check_identical_output_and_report_the_overhead_and_floor_shares():
+    row = sampling.measure(length=4, repeats=1, overhead=True, floor=True)
     assert row["identical_greedy_output"] and row["new_characters"] == 4
     assert row["speedup_min"] <= row["speedup_median"]
     assert row["cache_emb8_s"]["min"] > 0 and 0 < row["overhead_share_median"] < 10
     assert row["rerun_whole_s"]["min"] > 0 and row["speedup_whole_min"] <= row["speedup_whole_median"]
+    assert row["cache_floor_s"]["min"] > 0 and 0 < row["floor_share_median"] < 10
+    assert row["floor_speedup_median"] > 0 and row["floor_speedup_whole_median"] > 0
+
+
+def test_cached_floor_is_the_greedy_cached_sampler_and_refuses_what_it_does_not_know():
+    from minitx import LMConfig
+    from minitx.nn import LM
+    from minitx.sample import sample
+    config = LMConfig(vocab=11, emb=8, heads=2, depth=2, context=12, backend="sdpa")
+    model = LM(config, torch.Generator().manual_seed(3)).eval()
+    seed = torch.randint(0, 11, (3, 2), generator=torch.Generator().manual_seed(4))
+    floor = sampling.cached_floor(model, seed, 10)                       # fills the context exactly
+    assert floor.shape == (3, 12) and torch.equal(floor, sample(model, seed, 10, temperature=0))
+    # the check can fail: another model's greedy continuation differs
+    other = LM(config, torch.Generator().manual_seed(5)).eval()
+    assert not torch.equal(sampling.cached_floor(other, seed, 10), floor)
+    with pytest.raises(ValueError, match="inside the context"):
+        sampling.cached_floor(model, seed, 11)
+    post = LM(LMConfig(vocab=11, emb=8, heads=2, depth=2, context=12, norm="post"), torch.Generator()).eval()
+    with pytest.raises(ValueError, match="pre-norm"):
+        sampling.cached_floor(post, seed, 3)
 
 
 def test_whole_forward_rerun_is_the_greedy_sampler_inside_and_past_the_context():
