@@ -36,10 +36,10 @@ else:
 context = model.config.context
 
 started = time.time()
-estimate = estimate_bits(model, val, context, batches=args.batches, batch_size=32,
-                         generator=torch.Generator().manual_seed(0), progress=True)
-print(f"estimate: {estimate:.4f} bits per character ({args.batches} batches of 32, context {context}, "
-      f"{time.time() - started:.0f} s)")
+estimate, error = estimate_bits(model, val, context, batches=args.batches, batch_size=32,
+                                generator=torch.Generator().manual_seed(0), progress=True, with_error=True)
+print(f"estimate: {estimate:.4f} ± {2 * error:.4f} bits per character (± two standard errors; {args.batches} "
+      f"batches of 32, context {context}, {time.time() - started:.0f} s)")
 started = time.time()
 exact = exact_bits(model, val, context, progress=True)
 print(f"exact:    {exact:.4f} bits per character ({len(val) - 1:,} characters, {time.time() - started:.0f} s)")

@@ -73,20 +73,34 @@ def _bits(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 @torch.inference_mode()
 def estimate_bits(model: Model, data: torch.Tensor, context: int, *, batches: int = 1000, batch_size: int = 32,
                   generator: torch.Generator | None = None, device: torch.device | str = "cpu",
-                  model_context: int | None = None, progress: bool = False) -> float:
+                  model_context: int | None = None, progress: bool = False,
+                  with_error: bool = False) -> float | tuple[float, float]:
     """The assignment's Q12 estimate: mean -log2 p of the last character of random windows of ``context + 1``.
 
     ``batches`` batches of ``batch_size`` windows; each window's first ``context`` characters are the input
     and only its last character is scored (so each batch scores ``batch_size`` characters).
+    ``with_error=True`` returns ``(bits, standard_error)``: the standard deviation of the windows' bits over
+    the square root of their number (NaN for a single window). A character's -log2 p varies by about a bit
+    around the mean, so 1,600 windows leave an error of a few hundredths, enough to put a trained model's
+    estimate below the entropy floor now and then; two standard errors either side cover the true value
+    about 19 times in 20.
     """
     check_context(context, model_context, model)
     _check_stream(data, model, batches=batches, batch_size=batch_size)
-    sums = []
+    sums, scores = [], []
     for _ in tqdm(range(batches), desc="estimate bits", disable=not progress, leave=False):
         window = random_slices(data, batch_size, context + 1, generator).to(device)  # (b, L + 1)
         logits = last_logits(model, window[:, :-1])                                  # (b, vocab): last position
-        sums.append(_bits(logits, window[:, -1]).sum())                              # on the device: no sync
-    return _total(sums) / (batches * batch_size)
+        bits = _bits(logits, window[:, -1])                                          # (b,)
+        sums.append(bits.sum())                                                      # on the device: no sync
+        if with_error:
+            scores.append(bits)            # every window's bits (4 bytes each): their spread, exactly, at the end
+    n = batches * batch_size
+    mean = _total(sums) / n
+    if not with_error:
+        return mean
+    spread = torch.cat(scores).cpu().double().std().item() if n > 1 else math.nan   # float64: MPS has none
+    return mean, spread / math.sqrt(n)
 
 
 def _total(sums: list[torch.Tensor]) -> float:

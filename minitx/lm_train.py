@@ -332,10 +332,13 @@ def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: L
     def evaluate_and_sample() -> None:
         model.eval()
         with autocast(device, settings.amp):
-            bits = estimate_bits(compiled, val, config.context, batches=settings.eval_batches,
-                                 batch_size=settings.batch, generator=eval_generator, device=device)
+            bits, error = estimate_bits(compiled, val, config.context, batches=settings.eval_batches,
+                                        batch_size=settings.batch, generator=eval_generator, device=device,
+                                        with_error=True)
         log.scalar("val/bits", bits, step)
-        message = f"step {step}: validation bits per character {bits:.4f} (estimate, {settings.eval_batches} batches)"
+        log.scalar("val/bits_stderr", error, step)
+        message = (f"step {step}: validation bits per character {bits:.4f} ± {2 * error:.4f} "
+                   f"(estimate, {settings.eval_batches} batches; ± two standard errors)")
         if i2c is not None and (step % settings.sample_every == 0 or step == 0 or stopping):
             seed = random_slices(val, 1, settings.seed_length, sample_generator)[0]
             tokens = sample(model, seed, settings.sample_length, temperature=settings.temperature,
@@ -350,7 +353,8 @@ def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: L
         log.write_metrics({"step": step, "samples": samples, **(final or {})})
         log.plot({"bits per character": ["train/bits", "val/bits"], "gradient norm": ["grad_norm"],
                   "learning rate": ["lr"]}, "curves.png",
-                 hlines=None if floor is None else {"bits per character": (floor, f"entropy floor {floor:.3f}")})
+                 hlines=None if floor is None else {"bits per character": (floor, f"entropy floor {floor:.3f}")},
+                 errors={"val/bits": "val/bits_stderr"})
 
     model.train()
     window_loss = torch.full((), window["loss"], device=device)     # float32 sums, as if never interrupted

@@ -114,10 +114,13 @@ class RunLog:
         return payload
 
     def plot(self, groups: dict[str, list[str]], filename: str = "curves.png",
-             hlines: dict[str, tuple[float, str]] | None = None, logy: tuple[str, ...] = ()) -> Path | None:
+             hlines: dict[str, tuple[float, str]] | None = None, logy: tuple[str, ...] = (),
+             errors: dict[str, str] | None = None) -> Path | None:
         """One panel per group title, each plotting the named series against step; returns the PNG's path.
 
-        ``hlines`` maps a panel title to ``(y, label)`` for a reference line (a floor, a target).
+        ``hlines`` maps a panel title to ``(y, label)`` for a reference line (a floor, a target). ``errors``
+        maps a series to the series of its standard errors (logged at the same steps), drawn as bars of two
+        standard errors either side: a noisy estimate's points then show how far they can be trusted.
         """
         if self.out is None:
             return None
@@ -128,15 +131,25 @@ class RunLog:
 
         fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 3.8), squeeze=False)
         for ax, (title, names) in zip(axes[0], groups.items(), strict=True):
+            bar_ends: list[tuple[int, float]] = []          # (step, value ± 2 errors): the zoom keeps them in view
             for name in names:
                 if self.series.get(name):
                     steps, values = zip(*self.series[name], strict=True)
-                    ax.plot(steps, values, label=name, marker="o" if len(steps) < 30 else None)
+                    bars = self._error_bars(name, (errors or {}).get(name))
+                    label = f"{name} (bars: ± 2 standard errors)" if bars else name
+                    line, = ax.plot(steps, values, label=label, marker="o" if len(steps) < 30 else None)
+                    if bars:
+                        bar_steps, bar_values, two_errors = bars
+                        ax.errorbar(bar_steps, bar_values, yerr=two_errors, fmt="none", ecolor=line.get_color(),
+                                    alpha=0.5, capsize=2)
+                        bar_ends += [(step, value + sign * bar) for step, value, bar
+                                     in zip(bar_steps, bar_values, two_errors, strict=True) for sign in (-1, 1)]
             ax.set_title(title)
             if hlines and title in hlines:
                 y, label = hlines[title]
                 ax.axhline(y, color="k", linestyle="--", linewidth=1, label=label)
-                self._zoom_to_tail(ax, names, y)
+                self._zoom_to_tail(ax, [point for name in names for point in self.series.get(name, [])] + bar_ends,
+                                   y)
             if title in logy:
                 ax.set_yscale("log")
             ax.set_xlabel("step")
@@ -149,10 +162,19 @@ class RunLog:
         plt.close(fig)
         return path
 
-    def _zoom_to_tail(self, ax, names: list[str], line: float) -> None:
-        """Fit the y range to the series after their first 5% of steps, and the reference line: the first
-        steps' values (e.g. log2 of the vocabulary) would press the end of a curve flat onto the line."""
-        points = [point for name in names for point in self.series.get(name, [])]
+    def _error_bars(self, name: str, error_name: str | None) -> list[list] | None:
+        """(steps, values, 2 x standard errors) of ``name`` at the steps where ``error_name`` has a finite
+        value (a run resumed from an older checkpoint logged none for its first evaluations); None if none."""
+        spread = dict(self.series.get(error_name, [])) if error_name else {}
+        shown = [(step, value, 2 * spread[step]) for step, value in self.series[name]
+                 if math.isfinite(spread.get(step, math.nan))]
+        return [list(column) for column in zip(*shown, strict=True)] if shown else None
+
+    @staticmethod
+    def _zoom_to_tail(ax, points: list[tuple[int, float]], line: float) -> None:
+        """Fit the y range to a panel's (step, value) points after their first 5% of steps, and the reference
+        line: the first steps' values (e.g. log2 of the vocabulary) would press the end of a curve flat onto
+        the line."""
         if not points:
             return
         first = max(step for step, _ in points) * 0.05

@@ -1,6 +1,7 @@
 """Q12 evaluation: the estimate and the exact evaluation, in bits per character."""
 
 import math
+import statistics
 
 import pytest
 import torch
@@ -8,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from minitx import LMConfig
+from minitx.data import random_slices
 from minitx.evaluate import estimate_bits, exact_bits, window_plan
 from minitx.nn import LM
 
@@ -88,6 +90,32 @@ def naive_bits(model: LM, data: torch.Tensor, context: int) -> torch.Tensor:
         logp = torch.log_softmax(model(window)[0, -1], dim=-1)
         out.append(-logp[data[j + 1]] / math.log(2))
     return torch.stack(out)
+
+
+@given(batches=st.integers(1, 4), batch_size=st.integers(1, 6), seed=st.integers(0, 2**16))
+def test_the_estimates_standard_error_is_that_of_its_windows_computed_one_by_one(batches, batch_size, seed):
+    data = torch.randint(0, V, (60,), generator=torch.Generator().manual_seed(seed))
+    model = tiny_lm()
+    bits, error = estimate_bits(model, data, 8, batches=batches, batch_size=batch_size, with_error=True,
+                                generator=torch.Generator().manual_seed(seed))
+    windows = torch.cat([random_slices(data, batch_size, 9, generator) for generator in
+                         [torch.Generator().manual_seed(seed)] for _ in range(batches)])       # the same draws
+    with torch.no_grad():
+        scores = [naive_bits(model, window, 8)[-1].item() for window in windows]              # last target only
+    assert bits == pytest.approx(statistics.mean(scores), rel=1e-5)
+    assert bits == estimate_bits(model, data, 8, batches=batches, batch_size=batch_size,
+                                 generator=torch.Generator().manual_seed(seed))               # the same mean
+    if len(scores) == 1:
+        assert math.isnan(error)                                    # one window: no spread to measure
+    else:
+        expected = statistics.stdev(scores) / math.sqrt(len(scores))
+        assert error == pytest.approx(expected, rel=1e-4, abs=1e-7)
+
+
+def test_windows_that_all_score_alike_have_no_standard_error():
+    data = torch.randint(0, V, (300,), generator=torch.Generator().manual_seed(0))
+    bits, error = estimate_bits(uniform_model, data, 16, batches=5, batch_size=4, with_error=True)
+    assert bits == pytest.approx(math.log2(V)) and error == 0
 
 
 def test_exact_evaluation_matches_a_per_position_loop():

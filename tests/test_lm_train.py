@@ -61,6 +61,10 @@ def test_a_run_writes_metrics_plots_and_a_checkpoint(tmp_path):
     result = run(out=tmp_path)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert [step for step, _ in metrics["series"]["val/bits"]] == [3, 6]
+    # each estimate's standard error beside it: the windows' spread, positive, well under the estimate itself
+    assert [step for step, _ in metrics["series"]["val/bits_stderr"]] == [3, 6]
+    assert all(0 < error < bits / 2 for (_, bits), (_, error)
+               in zip(metrics["series"]["val/bits"], metrics["series"]["val/bits_stderr"], strict=True))
     assert len(metrics["series"]["train/bits"]) == 6 and len(metrics["series"]["grad_norm"]) == 6
     assert metrics["final_exact_bits"] == pytest.approx(result.summary["final_exact_bits"])
     assert [s[0] for s in metrics["samples"]] == [3, 6] and all(len(s[2]) == 9 for s in metrics["samples"])
@@ -485,7 +489,7 @@ def test_a_panel_with_a_floor_is_zoomed_to_the_end_of_the_run(tmp_path):
         log.scalar("train/bits", bits, step)
     assert log.plot({"bits": ["train/bits"]}, hlines={"bits": (0.548, "floor")}).is_file()
     figure, ax = plt.subplots()
-    log._zoom_to_tail(ax, ["train/bits"], 0.548)
+    log._zoom_to_tail(ax, log.series["train/bits"], 0.548)
     low, high = ax.get_ylim()
     plt.close(figure)
     assert low < 0.548 < 0.562 < high < 0.6            # the floor and the tail in view, the first steps' 4.7 not

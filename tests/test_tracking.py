@@ -47,6 +47,37 @@ def test_logy_and_reference_lines_reach_the_panels_they_name(tmp_path, monkeypat
     assert sorted(calls) == [("axhline", "loss", 0.2, "floor"), ("set_yscale", "gradient norm", "log", None)]
 
 
+def test_error_bars_are_two_standard_errors_at_the_steps_that_have_one_and_stay_in_view(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    drawn = []
+    original = matplotlib.axes.Axes.errorbar
+
+    def spy(ax, x, y, *args, yerr=None, **kwargs):
+        drawn.append((ax.get_title(), list(x), list(y), list(yerr)))
+        return original(ax, x, y, *args, yerr=yerr, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "errorbar", spy)
+    limits = []
+    monkeypatch.setattr(plt, "close", lambda figure: limits.append(figure.axes[0].get_ylim()))
+    log = RunLog(tmp_path, {}, tensorboard=False)
+    for step, (bits, error) in enumerate([(0.60, None), (0.56, 0.03), (0.55, 0.1)], start=1):
+        log.scalar("val/bits", bits, step * 100)
+        if error is not None:                # the first evaluation has none, as in a run resumed from an old one
+            log.scalar("val/bits_stderr", error, step * 100)
+    log.plot({"bits": ["val/bits"], "plain": ["val/bits"]}, hlines={"bits": (0.548, "floor")},
+             errors={"val/bits": "val/bits_stderr"})
+    assert len(drawn) == 2 and drawn[0] == drawn[1]                     # each panel that plots the series
+    title, steps, values, bars = drawn[0]
+    assert title == "" and steps == [200, 300] and values == [0.56, 0.55] and bars == pytest.approx([0.06, 0.2])
+    low, high = limits[0]
+    assert low < 0.55 - 0.2 and 0.55 + 0.2 < high                     # the zoom keeps the longest bar in view
+    drawn.clear()
+    log.plot({"bits": ["val/bits"]})                                    # no errors named: no bars
+    assert drawn == []
+    log.close()
+
+
 def test_scalars_reach_the_tensorboard_events(tmp_path):
     """Only the event file's existence was checked: a writer that recorded nothing passed."""
     from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
