@@ -337,8 +337,9 @@ def _train(config: LMConfig, train: torch.Tensor, val: torch.Tensor, settings: L
                                         with_error=True)
         log.scalar("val/bits", bits, step)
         log.scalar("val/bits_stderr", error, step)
-        message = (f"step {step}: validation bits per character {bits:.4f} ± {2 * error:.4f} "
-                   f"(estimate, {settings.eval_batches} batches; ± two standard errors)")
+        spread = f" ± {2 * error:.4f}" if math.isfinite(error) else ""     # one window has no spread: NaN
+        message = (f"step {step}: validation bits per character {bits:.4f}{spread} "
+                   f"(estimate, {settings.eval_batches} batches{'; ± two standard errors' if spread else ''})")
         if i2c is not None and (step % settings.sample_every == 0 or step == 0 or stopping):
             seed = random_slices(val, 1, settings.seed_length, sample_generator)[0]
             tokens = sample(model, seed, settings.sample_length, temperature=settings.temperature,

@@ -74,6 +74,15 @@ def test_a_run_writes_metrics_plots_and_a_checkpoint(tmp_path):
     assert payload["step"] == 6 and payload["config"] == CONFIG.to_dict()
 
 
+@pytest.mark.parametrize(("batch", "eval_batches", "spread"), [(4, 2, True), (1, 1, False)])
+def test_the_printed_estimate_carries_two_standard_errors_where_it_has_a_spread(capsys, batch, eval_batches, spread):
+    """A single window has no spread (NaN): its line leaves the ± out rather than print "± nan"."""
+    train_lm(CONFIG, STREAM, STREAM[:100], settings(batch=batch, eval_batches=eval_batches, steps=3),
+             i2c=[str(i) for i in range(V)], quiet=False)
+    [line] = [line for line in capsys.readouterr().err.splitlines() if line.startswith("step 3: validation")]
+    assert "nan" not in line and ("± " in line) == spread and ("± two standard errors" in line) == spread
+
+
 @pytest.mark.parametrize(("steps", "evaluations", "samples"),
                          [(6, [2, 3, 4, 6], [2, 4, 6]), (5, [2, 3, 4, 5], [2, 4, 5])])
 def test_evaluations_and_samples_fall_where_asked_whatever_the_logging_interval(steps, evaluations, samples):
