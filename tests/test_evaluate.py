@@ -98,8 +98,8 @@ def test_the_estimates_standard_error_is_that_of_its_windows_computed_one_by_one
     model = tiny_lm()
     bits, error = estimate_bits(model, data, 8, batches=batches, batch_size=batch_size, with_error=True,
                                 generator=torch.Generator().manual_seed(seed))
-    windows = torch.cat([random_slices(data, batch_size, 9, generator) for generator in
-                         [torch.Generator().manual_seed(seed)] for _ in range(batches)])       # the same draws
+    generator = torch.Generator().manual_seed(seed)                                          # the same draws
+    windows = torch.cat([random_slices(data, batch_size, 9, generator) for _ in range(batches)])
     with torch.no_grad():
         scores = [naive_bits(model, window, 8)[-1].item() for window in windows]              # last target only
     assert bits == pytest.approx(statistics.mean(scores), rel=1e-5)
